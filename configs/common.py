@@ -1,0 +1,94 @@
+"""Defaults shared by every stage; other configs import and override these.
+
+  python -m taskemb_jax.main --config=configs/common.py --config.task=mr-polarity \
+      --workdir=/tmp/mr
+
+Per-family defaults of Vu et al. (2020) live in `FAMILY_DEFAULTS` and are
+applied by `configs/task.py` (``--config=configs/task.py:<task name>``).
+"""
+
+import ml_collections
+
+# The paper's fine-tuning settings per task class.
+FAMILY_DEFAULTS = {
+    "classification": dict(learning_rate=2e-5, batch_size=32, num_epochs=3,
+                           max_length=128),
+    "qa": dict(learning_rate=3e-5, batch_size=12, num_epochs=3,
+               max_length=384),
+    "tagging": dict(learning_rate=5e-5, batch_size=32, num_epochs=6,
+                    max_length=128),
+}
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  # What to run: train | predict | export | textemb | taskemb | rank |
+  # transfer | evaluate | report | demo.
+  c.stage = "train"
+  # Task registry name, or <kind>:<path> for your own files.
+  c.task = "mr-polarity"
+  # Folder with local task files (tasks without a public hub copy).
+  c.data_dir = ""
+
+  # --- Model ---------------------------------------------------------------
+  # 'minilm-l6' (packaged pretrained), a random preset ('tiny', 'base',
+  # 'large'), a Hugging Face folder or hub name ('bert-base-uncased').
+  c.model = "minilm-l6"
+  # Tokenizer folder or name; '' = the model's own.
+  c.tokenizer = ""
+  # Workdir of an earlier run whose fine-tuned encoder initialises this one.
+  c.init_from = ""
+  # Dropout of hidden states and attention (-1 = the checkpoint's value).
+  c.dropout = -1.0
+  # Compute dtype of the matmuls: float32 | bfloat16 (parameters stay f32).
+  c.dtype = "float32"
+
+  # --- Data ----------------------------------------------------------------
+  # Maximum tokens per input (QA: per window).
+  c.max_length = 128
+  # QA: tokens of overlap between windows of a long context.
+  c.doc_stride = 128
+  # QA: the question is cut to this many tokens.
+  c.max_query_length = 64
+  # Train on this many examples drawn with data_seed (0 = all;
+  # the paper's LIMITED regime is 1000).
+  c.train_examples = 0
+  # Seed of the train-subset draw (kept fixed across restarts).
+  c.data_seed = 0
+  # Split to evaluate on after every epoch.
+  c.eval_split = "validation"
+  # Evaluate on at most this many examples (0 = all).
+  c.max_eval_examples = 0
+
+  # --- Optimisation --------------------------------------------------------
+  # Peak learning rate of AdamW.
+  c.learning_rate = 2e-5
+  # Fraction of the steps with linear warm-up; then linear decay to 0.
+  c.warmup_proportion = 0.1
+  # Decoupled weight decay (not on biases and LayerNorm).
+  c.weight_decay = 0.01
+  # Clip gradients to this global norm.
+  c.max_grad_norm = 1.0
+  # Adam epsilon.
+  c.adam_epsilon = 1e-8
+  # Global batch size (a multiple of the number of devices).
+  c.batch_size = 32
+  # Batch size for evaluation and embedding passes.
+  c.eval_batch_size = 64
+  # Epochs of fine-tuning.
+  c.num_epochs = 3
+  # Model init, dropout and data order; vary it for random restarts.
+  c.seed = 0
+  # Also save the latest state every this many steps (0 = each epoch only).
+  c.checkpoint_every_steps = 0
+  # Devices of the mesh (-1 = all).
+  c.num_devices = -1
+
+  # --- Prediction / export -------------------------------------------------
+  # Input file for the predict stage ('' = eval_split of the task).
+  c.predict_file = ""
+  # Output JSON Lines ('' = <workdir>/predictions.jsonl).
+  c.predict_output = ""
+  # Output folder of the export stage ('' = <workdir>/hf_export).
+  c.export_dir = ""
+  return c

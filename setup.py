@@ -1,0 +1,29 @@
+"""taskemb_jax: task embeddings and intermediate-task transfer in JAX/Flax."""
+
+import setuptools
+
+setuptools.setup(
+    name="taskemb_jax",
+    version="0.1.0",
+    description=("Which NLP task should you fine-tune on first? TextEmb and "
+                 "TaskEmb task embeddings in JAX/Flax (Vu et al., 2020)."),
+    packages=setuptools.find_packages(include=["taskemb_jax", "taskemb_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.6",
+        "flax>=0.11",
+        "optax>=0.2.4",
+        "orbax-checkpoint>=0.11",
+        "transformers>=4.40",  # Tokenizers and configs only.
+        "tokenizers>=0.19",
+        "datasets>=2.19",
+        "safetensors>=0.4",
+        "ml-collections>=0.1.1",
+        "absl-py>=1.4",
+        "numpy>=1.26",
+        "matplotlib>=3.8",  # Report figures.
+    ],
+    extras_require={
+        "test": ["pytest>=8", "scikit-learn>=1.4", "scipy>=1.11"],
+    },
+)

@@ -1,0 +1,108 @@
+"""Checkpoints of a training run in its workdir, with orbax.
+
+Layout of a workdir:
+
+* ``checkpoints/<step>/``: the latest full training state (model and
+  optimizer) and its metadata (epoch, step, best metric so far); written at
+  every epoch end (and every `checkpoint_every_steps`), one kept.
+* ``best/<step>/``: the model parameters of the best epoch on the
+  validation metric, for transfer, TaskEmb, prediction and export.
+* ``task.json``: what the run trained (task, kind, labels, model, tokenizer).
+
+Orbax writes each checkpoint under a temporary name and renames it when
+complete, so a killed process leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from taskemb_jax.errors import UserError
+
+LATEST, BEST = "checkpoints", "best"
+
+
+def _manager(workdir: str, which: str, read_only: bool = False):
+  options = ocp.CheckpointManagerOptions(max_to_keep=1, create=not read_only,
+                                         read_only=read_only,
+                                         enable_async_checkpointing=False)
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), which),
+                               options=options)
+
+
+def save(workdir: str, which: str, step: int, state: Any,
+         meta: dict[str, Any]) -> None:
+  """Saves an nnx.State (or pure dict) and JSON metadata as `step`."""
+  tree = state if isinstance(state, dict) else nnx.to_pure_dict(state)
+  with _manager(workdir, which) as mngr:
+    mngr.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)),
+              force=True)
+    mngr.wait_until_finished()
+
+
+def latest_step(workdir: str, which: str = LATEST) -> int | None:
+  if not os.path.isdir(os.path.join(workdir, which)):
+    return None
+  with _manager(workdir, which, read_only=True) as mngr:
+    return mngr.latest_step()
+
+
+def restore(workdir: str, which: str, target: nnx.State | None = None
+            ) -> tuple[Any, dict[str, Any]]:
+  """Restores the newest checkpoint of `which` into `target` (in place).
+
+  `target` gives shapes, dtypes and shardings; without it the arrays come
+  back as numpy in a nested dict (integer keys restored). Returns
+  (state or dict, metadata).
+  """
+  step = latest_step(workdir, which)
+  if step is None:
+    raise UserError(f"{os.path.join(workdir, which)}: no checkpoint found")
+  with _manager(workdir, which, read_only=True) as mngr:
+    if target is None:
+      out = mngr.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+      tree = jax.tree.map(np.asarray, out["state"])
+      return nnx.restore_int_paths(tree), dict(out["meta"])
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct,
+                            nnx.to_pure_dict(target))
+    out = mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract),
+        meta=ocp.args.JsonRestore()))
+  nnx.replace_by_pure_dict(target, out["state"])
+  return target, dict(out["meta"])
+
+
+def write_json(path: str, obj: Any) -> None:
+  """Writes JSON atomically (temporary file, then rename)."""
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=2, default=_json_default)
+    f.write("\n")
+  os.replace(tmp, path)
+
+
+def _json_default(x):
+  if isinstance(x, (np.generic,)):
+    return x.item()
+  if isinstance(x, np.ndarray):
+    return x.tolist()
+  raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def read_task_info(workdir: str) -> dict[str, Any]:
+  path = os.path.join(workdir, "task.json")
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError as e:
+    raise UserError(f"{path}: missing; is {workdir!r} the workdir of a "
+                    "training run?") from e

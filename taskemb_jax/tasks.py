@@ -1,0 +1,641 @@
+"""Task registry: where every task's data comes from and what it means.
+
+A task yields *records*, plain dicts whose shape depends on the task's kind:
+
+* ``classification`` / ``regression``:
+  ``{"text": str, "text_pair": str | None, "label": str | float}``
+  (classification labels are label *names*, the strings in ``Task.labels``).
+* ``qa`` (extractive, SQuAD style; an empty ``answers`` list means no answer):
+  ``{"id": str, "question": str, "context": str,
+     "answers": [{"text": str, "answer_start": int}, ...]}``
+* ``tagging``: ``{"tokens": [str, ...], "tags": [str, ...]}``
+
+The paper's three task *classes* (``Task.family``) are ``classification``
+(classification and regression), ``qa`` and ``tagging``.
+
+Tasks come from three places, all registered in ``TASKS`` by name:
+
+* the 33 tasks of Vu et al. (2020), read from the Hugging Face hub where a
+  public copy exists and otherwise from local files in the generic formats;
+* the offline task bank (``taskemb_jax.bank``), real corpora that ship inside
+  package-registry archives;
+* a user's own files (``local_task``): JSON Lines, SQuAD JSON or CoNLL columns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Callable, Iterable, Sequence
+
+from taskemb_jax.errors import DataError
+
+KINDS = ("classification", "regression", "qa", "tagging")
+SPLITS = ("train", "validation", "test")
+# Primary metric per kind unless a task says otherwise.
+DEFAULT_METRIC = {
+    "classification": "accuracy",
+    "regression": "pearson",
+    "qa": "f1",
+    "tagging": "accuracy",
+}
+
+Record = dict[str, Any]
+# loader(split, data_dir) -> records of that split.
+Loader = Callable[[str, str | None], list[Record]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """A named task: its kind, labels, metric and a loader for its splits."""
+
+  name: str
+  kind: str  # One of KINDS.
+  loader: Loader = dataclasses.field(repr=False, compare=False)
+  labels: tuple[str, ...] | None = None  # Label names; None = infer from train.
+  metric: str = ""  # Primary metric (see taskemb_jax.metrics); "" = default.
+  size: int | None = None  # Number of training examples, where known.
+  source: str = ""  # 'hub:<path>[/<name>]', 'local', 'bank:<package>'.
+  description: str = ""  # One line for tables and reports.
+
+  def __post_init__(self):
+    if self.kind not in KINDS:
+      raise ValueError(f"task {self.name!r}: kind {self.kind!r} not in {KINDS}")
+    if not self.metric:
+      object.__setattr__(self, "metric", DEFAULT_METRIC[self.kind])
+
+  @property
+  def family(self) -> str:
+    """The paper's task class: 'classification' (incl. regression), 'qa' or 'tagging'."""
+    return "classification" if self.kind in ("classification", "regression") else self.kind
+
+  def load(self, split: str, data_dir: str | None = None) -> list[Record]:
+    """Returns the records of `split`; raises DataError if there are none."""
+    records = self.loader(split, data_dir)
+    if not records:
+      raise DataError(f"task {self.name!r}: split {split!r} is empty")
+    return records
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+  """Adds `task` to the registry (a name may be registered once)."""
+  if task.name in TASKS:
+    raise ValueError(f"task {task.name!r} registered twice")
+  TASKS[task.name] = task
+  return task
+
+
+def get_task(name: str) -> Task:
+  """Looks a task up by registry name, or builds one from a local path spec.
+
+  Besides registry names, accepts ``<kind>:<path>`` for a user's own data,
+  e.g. ``classification:data/mytask`` (see `local_task`).
+  """
+  _ensure_registered()
+  if name in TASKS:
+    return TASKS[name]
+  if ":" in name and name.split(":", 1)[0] in KINDS:
+    kind, path = name.split(":", 1)
+    return local_task(path, kind)
+  raise DataError(
+      f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}; "
+      "or use <kind>:<path> for your own files (kind in "
+      f"{', '.join(KINDS)})")
+
+
+def _ensure_registered():
+  # The offline bank registers itself on import; importing it here keeps
+  # `tasks` importable on its own and avoids a circular import.
+  import taskemb_jax.bank  # noqa: F401  pylint: disable=import-outside-toplevel
+
+
+# ----------------------------------------------------------------------------
+# Generic local formats: JSON Lines, SQuAD JSON, CoNLL columns.
+# ----------------------------------------------------------------------------
+
+_EXTENSIONS = {
+    "classification": (".jsonl",), "regression": (".jsonl",),
+    "qa": (".json", ".jsonl"), "tagging": (".conll", ".txt", ".tsv"),
+}
+_SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "dev",
+                                                       "valid"),
+                  "test": ("test",)}
+
+
+def read_jsonl(path: str, kind: str, *, labelled: bool = True) -> list[Record]:
+  """Classification/regression records from JSON Lines.
+
+  Each line: {"text": str, "text_pair": str (optional), "label": str | number}.
+  Regression labels must be numbers; classification labels are kept as
+  strings (ints and bools become their string form). Blank lines are skipped.
+  """
+  records = []
+  for lineno, line in _lines(path):
+    obj = _json_line(path, lineno, line)
+    text = obj.get("text")
+    if not isinstance(text, str) or not text.strip():
+      raise DataError(f"{path}:{lineno}: field 'text' missing or not a "
+                      "non-empty string")
+    pair = obj.get("text_pair")
+    if pair is not None and not isinstance(pair, str):
+      raise DataError(f"{path}:{lineno}: field 'text_pair' must be a string")
+    label = obj.get("label")
+    if label is None:
+      if labelled:
+        raise DataError(f"{path}:{lineno}: field 'label' missing")
+    elif kind == "regression":
+      if isinstance(label, bool) or not isinstance(label, (int, float)):
+        try:
+          label = float(label)
+        except (TypeError, ValueError):
+          raise DataError(f"{path}:{lineno}: regression label {label!r} is "
+                          "not a number") from None
+      label = float(label)
+      if label != label or label in (float("inf"), float("-inf")):
+        raise DataError(f"{path}:{lineno}: regression label {label!r} is "
+                        "not finite")
+    else:
+      if isinstance(label, (dict, list, float)):
+        raise DataError(f"{path}:{lineno}: classification label {label!r} "
+                        "must be a string or an integer")
+      label = str(label).lower() if isinstance(label, bool) else str(label)
+    records.append({"text": text, "text_pair": pair, "label": label})
+  return records
+
+
+def read_squad(path: str) -> list[Record]:
+  """QA records from SQuAD v1.1/v2.0 JSON, or flat JSON Lines records.
+
+  An answer whose text is not at `answer_start` in the context is an error
+  naming the question id.
+  """
+  if path.endswith(".jsonl"):
+    raw = []
+    for lineno, line in _lines(path):
+      obj = _json_line(path, lineno, line)
+      for key in ("question", "context"):
+        if not isinstance(obj.get(key), str):
+          raise DataError(f"{path}:{lineno}: field {key!r} missing")
+      raw.append(dict(obj, id=str(obj.get("id", f"{lineno}")),
+                      answers=obj.get("answers", [])))
+  else:
+    try:
+      with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    except FileNotFoundError:
+      raise DataError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+      raise DataError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+      raise DataError(f"{path}: not SQuAD JSON (no top-level 'data' list)")
+    raw = []
+    for article in doc["data"]:
+      for para in article.get("paragraphs", []):
+        context = para.get("context")
+        for qa in para.get("qas", []):
+          answers = [] if qa.get("is_impossible") else qa.get("answers", [])
+          raw.append({"id": str(qa.get("id")), "question": qa.get("question"),
+                      "context": context, "answers": answers})
+  records = []
+  for r in raw:
+    if not isinstance(r["context"], str) or not isinstance(r["question"], str):
+      raise DataError(f"{path}: question {r['id']}: missing question or "
+                      "context")
+    answers = []
+    for a in r["answers"] or []:
+      try:
+        text, start = a["text"], int(a["answer_start"])
+      except (KeyError, TypeError, ValueError):
+        raise DataError(f"{path}: question {r['id']}: an answer needs 'text' "
+                        "and an integer 'answer_start'") from None
+      if r["context"][start:start + len(text)] != text:
+        raise DataError(
+            f"{path}: question {r['id']}: answer {text!r} is not in the "
+            f"context at answer_start={start}")
+      answers.append({"text": text, "answer_start": start})
+    records.append({"id": r["id"], "question": r["question"],
+                    "context": r["context"], "answers": answers})
+  return records
+
+
+def read_conll(path: str, *, labelled: bool = True) -> list[Record]:
+  """Tagging records from CoNLL column files.
+
+  One token per line, columns separated by whitespace: the first column is
+  the word and the last the tag; a blank line ends a sentence;
+  ``-DOCSTART-`` lines are skipped. Unlabelled files (for prediction) may
+  have one column.
+  """
+  records, tokens, tags = [], [], []
+
+  def flush():
+    if tokens:
+      records.append({"tokens": list(tokens),
+                      "tags": list(tags) if labelled else None})
+      tokens.clear()
+      tags.clear()
+
+  for lineno, line in _lines(path, keep_blank=True):
+    cols = line.split()
+    if not cols:
+      flush()
+      continue
+    if cols[0] == "-DOCSTART-":
+      continue
+    if labelled and len(cols) < 2:
+      raise DataError(f"{path}:{lineno}: expected 'word ... tag' columns, "
+                      f"got {line.strip()!r}")
+    tokens.append(cols[0])
+    tags.append(cols[-1])
+  flush()
+  return records
+
+
+def read_file(path: str, kind: str, *, labelled: bool = True) -> list[Record]:
+  """Reads a local file of `kind` in its generic format."""
+  if not os.path.isfile(path):
+    raise DataError(f"{path}: file not found")
+  if kind == "qa":
+    return read_squad(path)
+  if kind == "tagging":
+    return read_conll(path, labelled=labelled)
+  return read_jsonl(path, kind, labelled=labelled)
+
+
+def _lines(path: str, keep_blank: bool = False) -> Iterable[tuple[int, str]]:
+  try:
+    with open(path, encoding="utf-8") as f:
+      for lineno, line in enumerate(f, 1):
+        if keep_blank or line.strip():
+          yield lineno, line
+  except FileNotFoundError:
+    raise DataError(f"{path}: file not found") from None
+  except UnicodeDecodeError as e:
+    raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte "
+                    f"{e.start})") from None
+
+
+def _json_line(path: str, lineno: int, line: str) -> dict:
+  try:
+    obj = json.loads(line)
+  except json.JSONDecodeError as e:
+    raise DataError(f"{path}:{lineno}: not valid JSON: {e.msg}") from None
+  if not isinstance(obj, dict):
+    raise DataError(f"{path}:{lineno}: expected a JSON object")
+  return obj
+
+
+def split_by_hash(key: str, seed: int = 0,
+                  fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> str:
+  """Deterministic split of an example from a hash of its text `key`.
+
+  The same text always lands in the same split (also across corpora that
+  share it), so de-duplicated splits cannot leak into each other.
+  """
+  import hashlib  # pylint: disable=import-outside-toplevel
+  h = int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest(), 16) % 10000
+  bound = 0.0
+  for split, frac in zip(SPLITS, fractions):
+    bound += frac * 10000
+    if h < bound:
+      return split
+  return SPLITS[-1]
+
+
+def record_key(kind: str, record: Record) -> str:
+  """The normalised text that identifies a record (for splits and dedup)."""
+  if kind == "qa":
+    text = record["context"] + " || " + record["question"]
+  elif kind == "tagging":
+    text = " ".join(record["tokens"])
+  else:
+    text = record["text"] + (" || " + record["text_pair"]
+                             if record.get("text_pair") else "")
+  return " ".join(text.lower().split()).strip(".,;:!?'\"` ")
+
+
+def local_task(path: str, kind: str, name: str | None = None) -> Task:
+  """A task from a user's own data.
+
+  `path` is either a folder holding ``train`` / ``validation`` (or ``dev``)
+  / ``test`` files in the generic format of `kind`, or a single file, which
+  is split 80/10/10 by a hash of each example's text.
+  """
+  if kind not in KINDS:
+    raise DataError(f"unknown task kind {kind!r}; use one of {KINDS}")
+  if not os.path.exists(path):
+    raise DataError(f"{path}: no such file or folder")
+  name = name or f"{kind}:{path}"
+  if os.path.isfile(path):
+    cache: dict[str, list[Record]] = {}
+
+    def load_file(split, data_dir):
+      del data_dir
+      if not cache:
+        for r in read_file(path, kind):
+          cache.setdefault(split_by_hash(record_key(kind, r)), []).append(r)
+      return cache.get(split, [])
+    return Task(name=name, kind=kind, loader=load_file, source="local",
+                description=f"local file {path}")
+
+  def load_dir(split, data_dir):
+    del data_dir
+    return read_file(find_split_file(path, split, kind), kind)
+  return Task(name=name, kind=kind, loader=load_dir, source="local",
+              description=f"local folder {path}")
+
+
+def find_split_file(folder: str, split: str, kind: str) -> str:
+  """The file of `split` in `folder` (e.g. dev.jsonl for validation)."""
+  for alias in _SPLIT_ALIASES.get(split, (split,)):
+    for ext in _EXTENSIONS[kind]:
+      path = os.path.join(folder, alias + ext)
+      if os.path.isfile(path):
+        return path
+  names = [a + e for a in _SPLIT_ALIASES.get(split, (split,))
+           for e in _EXTENSIONS[kind]]
+  raise DataError(f"{folder}: no {split} file (looked for {', '.join(names)})")
+
+
+def local_file_task(path: str, kind: str) -> Task:
+  """A task whose every split is the whole of one file (for prediction)."""
+  def load(split, data_dir):
+    del split, data_dir
+    return read_file(path, kind, labelled=False)
+  return Task(name=f"{kind}:{path}", kind=kind, loader=load, source="local")
+
+
+# ----------------------------------------------------------------------------
+# The 33 tasks of Vu et al. (2020).
+# ----------------------------------------------------------------------------
+
+
+def _load_hub(path: str, name: str | None, split: str):
+  """`datasets.load_dataset(path, name, split=split)` (tests replace this)."""
+  import datasets  # pylint: disable=import-outside-toplevel
+  try:
+    return datasets.load_dataset(path, name, split=split)
+  except Exception as e:  # Offline, moved dataset, ...
+    raise DataError(
+        f"cannot load {path}{'/' + name if name else ''} split {split!r} from "
+        f"the Hugging Face hub ({type(e).__name__}: "
+        f"{str(e).splitlines()[0][:200] if str(e) else ''}); without network "
+        "access, put files in the generic format under --config.data_dir"
+        ) from e
+
+
+def _class_names(dataset, field: str) -> list[str] | None:
+  feature = dataset.features[field]
+  feature = getattr(feature, "feature", feature)  # Sequence(ClassLabel).
+  return list(getattr(feature, "names", []) or []) or None
+
+
+def hub_loader(path: str, name: str | None,
+               convert: Callable[[dict, Any], Record | None],
+               splits: dict[str, str] | None = None,
+               local_name: str = "", kind: str = "") -> Loader:
+  """A loader reading a hub dataset and converting each row to a record.
+
+  `convert(row, dataset)` returns a record or None to skip the row (e.g.
+  unlabelled GLUE test rows, SNLI's -1 labels). If data_dir holds a folder
+  named `local_name` with files in the generic format, those win over the hub.
+  """
+  splits = splits or {}
+
+  def load(split: str, data_dir: str | None) -> list[Record]:
+    if data_dir and local_name and os.path.isdir(
+        os.path.join(data_dir, local_name)):
+      return read_file(find_split_file(os.path.join(data_dir, local_name),
+                                       split, kind), kind)
+    ds = _load_hub(path, name, splits.get(split, split))
+    return [r for r in (convert(row, ds) for row in ds) if r is not None]
+  return load
+
+
+def local_only_loader(task_name: str, kind: str, why: str) -> Loader:
+  """A loader for tasks without a public copy: generic files in data_dir."""
+  def load(split: str, data_dir: str | None) -> list[Record]:
+    if not data_dir:
+      raise DataError(
+          f"task {task_name!r} has no public copy ({why}); put its "
+          f"train/validation/test files in the generic {kind} format under "
+          f"<data_dir>/{task_name}/ and pass --config.data_dir")
+    return read_file(find_split_file(os.path.join(data_dir, task_name), split,
+                                     kind), kind)
+  return load
+
+
+def _pair(a: str, b: str | None, labels: Sequence[str] | None):
+  """Converter for (sentence[, sentence]) classification rows."""
+  def convert(row, ds):
+    del ds
+    label = row["label"]
+    if labels is None:
+      label = float(label)
+    else:
+      if isinstance(label, str):
+        if label not in labels:
+          return None
+      elif label < 0:  # Unlabelled test rows / no gold label.
+        return None
+      else:
+        label = labels[label]
+    return {"text": row[a], "text_pair": row[b] if b else None,
+            "label": label}
+  return convert
+
+
+def _squad_row(row, ds) -> Record:
+  del ds
+  a = row["answers"]
+  return {"id": str(row["id"]), "question": row["question"],
+          "context": row["context"],
+          "answers": [{"text": t, "answer_start": int(s)}
+                      for t, s in zip(a["text"], a["answer_start"])]}
+
+
+def _mrqa(subset: str):
+  """Converter for MRQA shared-task rows of one subset (end is inclusive)."""
+  def convert(row, ds):
+    del ds
+    if row["subset"] != subset:
+      return None
+    spans = row["detected_answers"]["char_spans"]
+    ctx = row["context"]
+    answers = [{"text": ctx[s:e + 1], "answer_start": int(s)}
+               for s, e in zip(spans["start"], spans["end"])]
+    if not answers:
+      return None
+    return {"id": str(row["qid"]), "question": row["question"],
+            "context": ctx, "answers": answers[:1]}
+  return convert
+
+
+def _found(context: str, texts: Sequence[str]) -> list[dict]:
+  """Answers located in the context by exact string search (first match)."""
+  out = []
+  for t in texts:
+    t = t.strip()
+    start = context.find(t) if t else -1
+    if start >= 0:
+      out.append({"text": t, "answer_start": start})
+  return out
+
+
+def _boolq(row, ds) -> Record:
+  # Extractive form of a yes/no question: the passage is prefixed by
+  # "yes. no. " and the answer is the span "yes" (0) or "no" (5).
+  del ds
+  yes = bool(row["answer"])
+  return {"id": str(abs(hash(row["question"] + row["passage"]))),
+          "question": row["question"], "context": "yes. no. " + row["passage"],
+          "answers": [{"text": "yes" if yes else "no",
+                       "answer_start": 0 if yes else 5}]}
+
+
+def _drop(row, ds) -> Record | None:
+  # DROP answers are spans, numbers or dates; only span answers that occur
+  # verbatim in the passage are kept (the extractive subset).
+  del ds
+  answers = _found(row["passage"], row["answers_spans"]["spans"][:1])
+  if not answers:
+    return None
+  return {"id": str(row["query_id"]), "question": row["question"],
+          "context": row["passage"], "answers": answers}
+
+
+def _duorc(row, ds) -> Record | None:
+  del ds
+  answers = [] if row["no_answer"] else _found(row["plot"], row["answers"][:1])
+  if not answers and not row["no_answer"]:
+    return None  # Free-form answer not in the plot.
+  return {"id": str(row["question_id"]), "question": row["question"],
+          "context": row["plot"], "answers": answers}
+
+
+def _tags(field: str):
+  def convert(row, ds):
+    names = _class_names(ds, field)
+    tags = [names[t] if names else str(t) for t in row[field]]
+    return {"tokens": list(row["tokens"]), "tags": tags}
+  return convert
+
+
+_NLI3 = ("entailment", "neutral", "contradiction")
+_GLUE = [
+    # name, config, text fields, labels (None = regression), metric, size
+    ("cola", "cola", ("sentence", None), ("unacceptable", "acceptable"),
+     "mcc", 8551),
+    ("sst-2", "sst2", ("sentence", None), ("negative", "positive"),
+     "accuracy", 67349),
+    ("mrpc", "mrpc", ("sentence1", "sentence2"),
+     ("not_equivalent", "equivalent"), "f1", 3668),
+    ("sts-b", "stsb", ("sentence1", "sentence2"), None, "pearson", 5749),
+    ("qqp", "qqp", ("question1", "question2"), ("not_duplicate", "duplicate"),
+     "f1", 363846),
+    ("mnli", "mnli", ("premise", "hypothesis"), _NLI3, "accuracy", 392702),
+    ("qnli", "qnli", ("question", "sentence"),
+     ("entailment", "not_entailment"), "accuracy", 104743),
+    ("rte", "rte", ("sentence1", "sentence2"),
+     ("entailment", "not_entailment"), "accuracy", 2490),
+    ("wnli", "wnli", ("sentence1", "sentence2"),
+     ("not_entailment", "entailment"), "accuracy", 635),
+]
+for _name, _cfg, (_a, _b), _labels, _metric, _size in _GLUE:
+  register(Task(
+      name=_name, kind="classification" if _labels else "regression",
+      labels=_labels, metric=_metric, size=_size, source=f"hub:nyu-mll/glue/{_cfg}",
+      loader=hub_loader("nyu-mll/glue", _cfg, _pair(_a, _b, _labels),
+                        {"validation": "validation_matched",
+                         "test": "test_matched"} if _cfg == "mnli" else None,
+                        local_name=_name,
+                        kind="classification" if _labels else "regression"),
+      description=f"GLUE {_name.upper()}"))
+register(Task(
+    name="snli", kind="classification", labels=_NLI3, size=549367,
+    source="hub:stanfordnlp/snli",
+    loader=hub_loader("stanfordnlp/snli", None,
+                      _pair("premise", "hypothesis", _NLI3), local_name="snli",
+                      kind="classification"),
+    description="Stanford NLI"))
+register(Task(
+    name="scitail", kind="classification", labels=("entails", "neutral"),
+    size=23596, source="hub:allenai/scitail/tsv_format",
+    loader=hub_loader("allenai/scitail", "tsv_format",
+                      _pair("premise", "hypothesis", ("entails", "neutral")),
+                      local_name="scitail", kind="classification"),
+    description="SciTail science entailment"))
+
+_QA = [
+    # name, hub path, config, converter, splits, size
+    ("squad-1.1", "rajpurkar/squad", None, _squad_row, None, 87599),
+    ("squad-2.0", "rajpurkar/squad_v2", None, _squad_row, None, 130319),
+    ("newsqa", "mrqa-workshop/mrqa", None, _mrqa("NewsQA"), None, 74160),
+    ("hotpotqa", "mrqa-workshop/mrqa", None, _mrqa("HotpotQA"), None, 72928),
+    ("boolq", "google/boolq", None, _boolq, None, 9427),
+    ("drop", "ucinlp/drop", None, _drop, None, 77409),
+    ("duorc-p", "ibm/duorc", "ParaphraseRC", _duorc, None, 69524),
+    ("duorc-s", "ibm/duorc", "SelfRC", _duorc, None, 60721),
+]
+for _name, _path, _cfg, _conv, _splits, _size in _QA:
+  register(Task(
+      name=_name, kind="qa", metric="f1", size=_size,
+      source=f"hub:{_path}" + (f"/{_cfg}" if _cfg else ""),
+      loader=hub_loader(_path, _cfg, _conv, _splits, local_name=_name,
+                        kind="qa"),
+      description=f"{_name} extractive QA"))
+for _name, _why, _size in [
+    ("wikihop", "QAngaroo WikiHop is distributed as a download, not on the "
+     "hub in extractive form", 43738),
+    ("cq", "ComplexQuestions has no public extractive version", 1300),
+    ("comqa", "ComQA has no public extractive version", 3966)]:
+  register(Task(name=_name, kind="qa", metric="f1", size=_size,
+                source="local", loader=local_only_loader(_name, "qa", _why),
+                description=f"{_name} extractive QA (local files)"))
+
+register(Task(
+    name="pos-ewt", kind="tagging", metric="accuracy", size=12543,
+    source="hub:universal_dependencies/en_ewt",
+    loader=hub_loader("universal_dependencies", "en_ewt", _tags("xpos"),
+                      local_name="pos-ewt", kind="tagging"),
+    description="English Web Treebank POS (PTB tags)"))
+register(Task(
+    name="chunk", kind="tagging", metric="span_f1", size=8936,
+    source="hub:eriktks/conll2000",
+    loader=hub_loader("eriktks/conll2000", None, _tags("chunk_tags"),
+                      {"validation": "test"}, local_name="chunk",
+                      kind="tagging"),
+    description="CoNLL-2000 chunking"))
+register(Task(
+    name="ner", kind="tagging", metric="span_f1", size=14041,
+    source="hub:eriktks/conll2003",
+    loader=hub_loader("eriktks/conll2003", None, _tags("ner_tags"),
+                      local_name="ner", kind="tagging"),
+    description="CoNLL-2003 named entities"))
+for _name, _why, _size in [
+    ("ccg", "CCGbank is licensed by the LDC", 39604),
+    ("pos-ptb", "the Penn Treebank is licensed by the LDC", 38219),
+    ("parent", "derived from the Penn Treebank (LDC)", 38219),
+    ("gparent", "derived from the Penn Treebank (LDC)", 38219),
+    ("ggparent", "derived from the Penn Treebank (LDC)", 38219),
+    ("st", "semantic tags of the Parallel Meaning Bank, a download", 66244),
+    ("ged", "the FCE error corpus is a download", 28731),
+    ("conj", "the conjunct data of Ficler & Goldberg is a download", 13947)]:
+  register(Task(name=_name, kind="tagging", metric="accuracy", size=_size,
+                source="local",
+                loader=local_only_loader(_name, "tagging", _why),
+                description=f"{_name} tagging (local files)"))
+
+# The paper's task classes, in its order.
+PAPER_TASKS = {
+    "classification": ["cola", "sst-2", "mrpc", "sts-b", "qqp", "mnli",
+                       "qnli", "rte", "wnli", "snli", "scitail"],
+    "qa": ["squad-1.1", "squad-2.0", "newsqa", "hotpotqa", "boolq", "drop",
+           "wikihop", "duorc-p", "duorc-s", "cq", "comqa"],
+    "tagging": ["ccg", "pos-ptb", "pos-ewt", "parent", "gparent", "ggparent",
+                "st", "chunk", "ner", "ged", "conj"],
+}

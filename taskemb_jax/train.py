@@ -1,0 +1,541 @@
+"""Fine-tuning and evaluation: optimizer, jit-compiled steps, the epoch loop.
+
+`train_and_evaluate(config, workdir)` fine-tunes BERT on one task, evaluates
+on the validation split after every epoch, keeps the latest and the best
+checkpoint (`taskemb_jax.checkpoint`) and resumes from the latest one when
+restarted. The steps are top-level functions jit-compiled with the model
+state replicated and the batch split over the mesh's ``data`` axis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from flax import nnx
+
+from taskemb_jax import checkpoint
+from taskemb_jax import heads
+from taskemb_jax import input_pipeline
+from taskemb_jax import metrics as metrics_lib
+from taskemb_jax import pretrained
+from taskemb_jax import sharding
+from taskemb_jax import tasks as tasks_lib
+from taskemb_jax.errors import ConfigError, DataError, UserError
+from taskemb_jax.model import PRESETS, BertConfig
+from taskemb_jax.progress import Progress
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+# ----------------------------------------------------------------------------
+# Model and optimizer.
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """Where the encoder comes from: sizes, optional weights, tokenizer."""
+
+  config: BertConfig
+  weights_dir: str | None  # HF folder with pretrained weights; None = random.
+  tokenizer_dir: str
+
+
+def model_spec(config: ml_collections.ConfigDict) -> ModelSpec:
+  """Resolves config.model / config.tokenizer.
+
+  config.model: a preset of random weights ('tiny', 'base', 'large'), a
+  packaged pretrained preset ('minilm-l6'), a local Hugging Face folder or a
+  hub name. config.tokenizer: '' = the model's own (random presets use the
+  'minilm-l6' uncased WordPiece vocabulary).
+  """
+  name = config.model
+  if name in PRESETS and name not in pretrained.PACKAGED:
+    cfg, weights = PRESETS[name], None
+    tok = config.tokenizer or pretrained.resolve_model_dir("minilm-l6")
+  else:
+    weights = pretrained.resolve_model_dir(name)
+    cfg = pretrained.read_config(weights)
+    tok = config.tokenizer or weights
+  if config.get("dropout", -1.0) >= 0:
+    cfg = cfg.replace(hidden_dropout_prob=config.dropout,
+                      attention_probs_dropout_prob=config.dropout)
+  if os.path.isdir(tok) is False:
+    tok = pretrained.resolve_model_dir(tok)
+  return ModelSpec(cfg, weights, tok)
+
+
+def create_model(spec: ModelSpec, kind: str, num_labels: int, *, seed: int,
+                 dtype: str = "float32",
+                 init_from: str = "") -> heads.TaskModel:
+  """A TaskModel with pretrained encoder weights (or random) and a fresh head.
+
+  `init_from`: the workdir of an earlier fine-tuning run; its best encoder
+  (not its head) replaces the pretrained one (intermediate-task transfer).
+  """
+  if dtype not in DTYPES:
+    raise ConfigError(f"config.dtype={dtype!r}; use one of {sorted(DTYPES)}")
+  model = heads.TaskModel(spec.config, kind, num_labels, dtype=DTYPES[dtype],
+                          rngs=nnx.Rngs(seed))
+  if init_from:
+    params, _ = checkpoint.restore(init_from, checkpoint.BEST)
+    state = nnx.state(model, nnx.Param)
+    pure = nnx.to_pure_dict(state)
+    src = params["bert"]
+    if jax.tree.map(np.shape, src) != jax.tree.map(np.shape, pure["bert"]):
+      raise ConfigError(f"config.init_from={init_from!r}: its encoder has "
+                        "other sizes than config.model")
+    pure["bert"] = src
+    nnx.replace_by_pure_dict(state, pure)
+    nnx.update(model, state)
+  elif spec.weights_dir:
+    missing = pretrained.load_encoder(model, spec.weights_dir)
+    if missing:
+      logging.warning("not in %s, left at random init: %s", spec.weights_dir,
+                      ", ".join(missing))
+  return model
+
+
+def decay_mask(params: Any) -> Any:
+  """True for weights that get weight decay: kernels and embeddings.
+
+  Biases and LayerNorm parameters are not decayed (as in BERT).
+  """
+  def leaf(path, _):
+    return getattr(path[-1], "key", None) in ("kernel", "embedding")
+  return jax.tree_util.tree_map_with_path(leaf, params)
+
+
+def create_optimizer(config: ml_collections.ConfigDict,
+                     num_train_steps: int) -> optax.GradientTransformation:
+  """AdamW with linear warm-up and linear decay to 0, global-norm clipping."""
+  warmup = int(config.warmup_proportion * num_train_steps)
+  schedule = optax.join_schedules(
+      [optax.linear_schedule(0.0, config.learning_rate, max(warmup, 1)),
+       optax.linear_schedule(config.learning_rate, 0.0,
+                             max(num_train_steps - warmup, 1))], [warmup])
+  return optax.chain(
+      optax.clip_by_global_norm(config.max_grad_norm),
+      optax.adamw(schedule, b1=0.9, b2=0.999, eps=config.adam_epsilon,
+                  weight_decay=config.weight_decay, mask=decay_mask))
+
+
+# ----------------------------------------------------------------------------
+# Steps.
+# ----------------------------------------------------------------------------
+
+
+def train_step(graphdef: nnx.GraphDef, state: nnx.State,
+               batch: Mapping[str, jax.Array], dropout_key: jax.Array,
+               kind: str) -> tuple[nnx.State, dict[str, jax.Array]]:
+  """One optimizer step on a global batch.
+
+  Args:
+    graphdef, state: `nnx.split((model, optimizer))`.
+    batch: input_pipeline batch, arrays [batch, ...] sharded over ``data``.
+    dropout_key: the step's dropout randomness.
+    kind: the task kind (static).
+  Returns:
+    the new state and {'loss_sum', 'count', 'grad_norm'} (scalars).
+  """
+  model, optimizer = nnx.merge(graphdef, state)
+
+  def loss_fn(model):
+    logits = model(batch, rngs=nnx.Rngs(dropout=dropout_key))
+    total, count = heads.batch_loss(kind, logits, batch)
+    return total / jnp.maximum(count, 1.0), (total, count)
+
+  grads, (total, count) = nnx.grad(loss_fn, has_aux=True)(model)
+  optimizer.update(model, grads)
+  return nnx.state((model, optimizer)), {
+      "loss_sum": total, "count": count, "grad_norm": optax.global_norm(grads)}
+
+
+def eval_step(graphdef: nnx.GraphDef, state: nnx.State,
+              batch: Mapping[str, jax.Array],
+              kind: str) -> dict[str, jax.Array]:
+  """Deterministic forward pass: predictions plus loss sums for the batch."""
+  model = nnx.merge(graphdef, state)
+  logits = model(batch)
+  out = heads.predictions(kind, logits, batch)
+  if kind != "qa":
+    out["logits"] = logits
+  if _has_labels(kind, batch):
+    out["loss_sum"], out["count"] = heads.batch_loss(kind, logits, batch)
+  return out
+
+
+def _has_labels(kind: str, batch: Mapping[str, Any]) -> bool:
+  key = {"qa": "start_position", "tagging": "labels"}.get(kind, "label")
+  return key in batch
+
+
+class Steps:
+  """The jit-compiled train and eval steps of one model on one mesh."""
+
+  def __init__(self, graphdef, kind: str, mesh):
+    self.mesh = mesh
+    repl = sharding.replicated(mesh)
+    data = sharding.data_sharding(mesh)
+    self.train = jax.jit(
+        lambda s, b, k: train_step(graphdef, s, b, k, kind),
+        in_shardings=(repl, data, repl), out_shardings=(repl, repl),
+        donate_argnums=(0,))
+    self.eval = jax.jit(lambda s, b: eval_step(graphdef, s, b, kind),
+                        in_shardings=(repl, data))
+
+
+# ----------------------------------------------------------------------------
+# Data.
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Split:
+  """One split of a task, tokenized: records, features and label names."""
+
+  records: list[dict]
+  features: dict[str, list]
+
+
+def subsample(records: list[dict], n: int, seed: int) -> list[dict]:
+  """`n` records drawn without replacement with `seed` (all if n <= 0)."""
+  if n <= 0 or n >= len(records):
+    return records
+  idx = np.sort(np.random.default_rng(seed).choice(len(records), n,
+                                                   replace=False))
+  return [records[i] for i in idx]
+
+
+def label_names(task: tasks_lib.Task, train_records: list[dict]
+                ) -> tuple[str, ...] | None:
+  if task.kind in ("regression", "qa"):
+    return None
+  return task.labels or input_pipeline.label_vocabulary(task.kind,
+                                                        train_records)
+
+
+def load_split(task: tasks_lib.Task, split: str, config, tokenizer,
+               labels: Sequence[str] | None, *, max_examples: int = 0,
+               seed: int = 0, records: list[dict] | None = None) -> Split:
+  """Loads (or takes) records, subsamples them and tokenizes them."""
+  if records is None:
+    records = task.load(split, config.data_dir or None)
+  records = subsample(records, max_examples, seed)
+  label_to_id = {n: i for i, n in enumerate(labels)} if labels else None
+  features = input_pipeline.encode(
+      task.kind, records, tokenizer, max_length=config.max_length,
+      label_to_id=label_to_id, doc_stride=config.doc_stride,
+      max_query_length=config.max_query_length)
+  return Split(records, features)
+
+
+def global_batches(split: Split, batch_size: int, config, *, shuffle: bool,
+                   seed: int = 0, epoch: int = 0):
+  """This process's rows of every global batch (see input_pipeline.batches)."""
+  return input_pipeline.batches(
+      split.features, batch_size,
+      buckets=input_pipeline.bucket_lengths(config.max_length),
+      shuffle=shuffle, seed=seed, epoch=epoch,
+      num_shards=jax.process_count(), shard_index=jax.process_index())
+
+
+# ----------------------------------------------------------------------------
+# Evaluation.
+# ----------------------------------------------------------------------------
+
+
+def run_model(steps: Steps, state, split: Split, config, kind: str,
+              name: str = "eval") -> dict[str, Any]:
+  """Runs eval_step over every feature; outputs in feature order.
+
+  Returns {'pred' | 'start_logits' | 'end_logits' | 'logits': list of
+  per-feature arrays trimmed to the feature's length, 'loss_sum', 'count'}.
+  """
+  n = len(split.features["input_ids"])
+  lengths = [len(x) for x in split.features["input_ids"]]
+  out: dict[str, list] = {}
+  loss_sum = count = 0.0
+  progress = Progress(name, n)
+  per_token = kind in ("qa", "tagging")
+  for batch in global_batches(split, config.eval_batch_size, config,
+                              shuffle=False):
+    res = sharding.to_host(steps.eval(state, sharding.put_batch(
+        batch, steps.mesh)))
+    index = batch["index"]
+    if jax.process_count() > 1:  # The rows of all processes, in order.
+      index = sharding.to_host(sharding.put_batch({"index": index},
+                                                  steps.mesh))["index"]
+    loss_sum += float(res.pop("loss_sum", 0.0))
+    count += float(res.pop("count", 0.0))
+    for key, value in res.items():
+      slot = out.setdefault(key, [None] * n)
+      for row, i in enumerate(index):
+        if i >= 0:  # Per-token outputs are cut back to the feature's length.
+          slot[i] = value[row][:lengths[i]] if per_token else value[row]
+    progress.update(int((index >= 0).sum()))
+  return {**out, "loss_sum": loss_sum, "count": count}
+
+
+def compute_metrics(kind: str, outputs: Mapping[str, Any], split: Split,
+                    labels: Sequence[str] | None) -> dict[str, float]:
+  """Task metrics from run_model outputs (host side)."""
+  res: dict[str, float] = {}
+  if outputs.get("count"):
+    res["loss"] = outputs["loss_sum"] / outputs["count"]
+  feats, recs = split.features, split.records
+  if kind == "classification":
+    gold = np.asarray(feats["label"])
+    cm = metrics_lib.confusion_matrix(np.asarray(outputs["pred"]), gold,
+                                      len(labels))
+    res.update(metrics_lib.classification_metrics(cm))
+  elif kind == "regression":
+    res.update(metrics_lib.regression_metrics(
+        np.asarray(outputs["pred"]), np.asarray(feats["label"])))
+  elif kind == "qa":
+    answers = input_pipeline.postprocess_qa(
+        outputs["start_logits"], outputs["end_logits"], feats, recs,
+        allow_no_answer=any(not r["answers"] for r in recs))
+    preds = {rid: a["text"] for rid, a in answers.items()}
+    refs = {r["id"]: [a["text"] for a in r["answers"]] for r in recs}
+    res.update(metrics_lib.squad_metrics(preds, refs))
+  else:
+    pred_tags = input_pipeline.decode_tags(outputs["pred"], feats, recs,
+                                           list(labels))
+    res.update(metrics_lib.tagging_metrics(pred_tags,
+                                           [r["tags"] for r in recs]))
+  return {k: float(v) for k, v in res.items()}
+
+
+# ----------------------------------------------------------------------------
+# The training loop.
+# ----------------------------------------------------------------------------
+
+
+def _task_info(config, task, labels, spec: ModelSpec) -> dict[str, Any]:
+  return {
+      "task": task.name, "kind": task.kind, "family": task.family,
+      "labels": list(labels) if labels else None, "metric": task.metric,
+      "model": config.model, "model_dir": spec.weights_dir,
+      "tokenizer_dir": spec.tokenizer_dir,
+      "bert_config": dataclasses.asdict(spec.config),
+      "max_length": config.max_length, "dtype": config.dtype,
+      "init_from": config.init_from,
+  }
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str) -> dict[str, Any]:
+  """Fine-tunes on config.task; returns the final and best metrics.
+
+  Writes into `workdir`: task.json, metrics.json (one entry per epoch),
+  checkpoints/ (latest, for resuming) and best/ (best validation metric).
+  Resumes from checkpoints/ if present.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  task = tasks_lib.get_task(config.task)
+  spec = model_spec(config)
+  tokenizer = input_pipeline.load_tokenizer(spec.tokenizer_dir)
+  train_records = task.load("train", config.data_dir or None)
+  labels = label_names(task, train_records)
+  train = load_split(task, "train", config, tokenizer, labels,
+                     max_examples=config.train_examples,
+                     seed=config.data_seed, records=train_records)
+  val = load_split(task, config.eval_split, config, tokenizer, labels,
+                   max_examples=config.max_eval_examples, seed=0)
+  logging.info("task %s (%s): %d train records (%d features), %d %s records",
+               task.name, task.kind, len(train.records),
+               len(train.features["input_ids"]), len(val.records),
+               config.eval_split)
+
+  mesh = sharding.make_mesh(config.num_devices)
+  sharding.check_batch_size(config.batch_size, mesh, "batch_size")
+  sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
+  buckets = input_pipeline.bucket_lengths(config.max_length)
+  steps_per_epoch = input_pipeline.num_batches(train.features,
+                                               config.batch_size, buckets)
+  total_steps = steps_per_epoch * config.num_epochs
+  model = create_model(spec, task.kind, len(labels or ()), seed=config.seed,
+                       dtype=config.dtype, init_from=config.init_from)
+  optimizer = nnx.Optimizer(model, create_optimizer(config, total_steps),
+                            wrt=nnx.Param)
+  graphdef, state = nnx.split((model, optimizer))
+  info = _task_info(config, task, labels, spec)
+  checkpoint.write_json(os.path.join(workdir, "task.json"), info)
+
+  history: list[dict[str, Any]] = []
+  best: dict[str, Any] = {}
+  start_step = 0
+  if checkpoint.latest_step(workdir) is not None:
+    state, meta = checkpoint.restore(workdir, checkpoint.LATEST, state)
+    start_step, history, best = meta["step"], meta["history"], meta["best"]
+    logging.info("resumed from %s at step %d", workdir, start_step)
+  state = sharding.put_replicated(state, mesh)
+  steps = Steps(graphdef, task.kind, mesh)
+  base_key = jax.random.key(config.seed)
+
+  progress = Progress("train", total_steps * config.batch_size)
+  progress.done = start_step * config.batch_size
+  step = start_step
+  for epoch in range(start_step // max(steps_per_epoch, 1), config.num_epochs):
+    loss_sum, loss_count = 0.0, 0.0  # Device scalars, read once an epoch.
+    for i, batch in enumerate(global_batches(
+        train, config.batch_size, config, shuffle=True,
+        seed=config.seed, epoch=epoch)):
+      if epoch * steps_per_epoch + i < step:
+        continue  # Already trained before a restart.
+      state, m = steps.train(state, sharding.put_batch(batch, mesh),
+                             jax.random.fold_in(base_key, step))
+      loss_sum, loss_count = loss_sum + m["loss_sum"], loss_count + m["count"]
+      step += 1
+      progress.update(config.batch_size)
+      if (config.checkpoint_every_steps and step % config.checkpoint_every_steps
+          == 0 and step % steps_per_epoch):
+        checkpoint.save(workdir, checkpoint.LATEST, step, state,
+                        {"step": step, "history": history, "best": best})
+    train_loss = float(loss_sum) / max(float(loss_count), 1.0)
+    outputs = run_model(steps, state[0], val, config, task.kind)
+    result = compute_metrics(task.kind, outputs, val, labels)
+    result.update(epoch=epoch + 1, step=step, train_loss=train_loss)
+    history.append(result)
+    logging.info("epoch %d/%d: %s", epoch + 1, config.num_epochs,
+                 " ".join(f"{k} {v:.4f}" for k, v in result.items()
+                          if isinstance(v, float)))
+    if not best or result[task.metric] > best[task.metric]:
+      best = dict(result)
+      checkpoint.save(workdir, checkpoint.BEST, step, state[0],
+                      {"step": step, "metrics": result})
+    checkpoint.save(workdir, checkpoint.LATEST, step, state,
+                    {"step": step, "history": history, "best": best})
+    checkpoint.write_json(os.path.join(workdir, "metrics.json"),
+                          {"task": task.name, "metric": task.metric,
+                           "history": history, "best": best})
+  summary = {"task": task.name, "metric": task.metric, "best": best,
+             "final": history[-1] if history else {}, "history": history}
+  checkpoint.write_json(os.path.join(workdir, "metrics.json"), summary)
+  return summary
+
+
+# ----------------------------------------------------------------------------
+# Loading a fine-tuned run; prediction.
+# ----------------------------------------------------------------------------
+
+
+def load_finetuned(workdir: str, which: str = checkpoint.BEST,
+                   dtype: str = "float32"):
+  """(model, task info, tokenizer) of a training run's best checkpoint."""
+  info = checkpoint.read_task_info(workdir)
+  cfg = BertConfig(**info["bert_config"])
+  labels = info["labels"]
+  model = heads.TaskModel(cfg, info["kind"], len(labels or ()),
+                          dtype=DTYPES[dtype], rngs=nnx.Rngs(0))
+  state = nnx.state(model, nnx.Param)
+  state, _ = checkpoint.restore(workdir, which, state)
+  nnx.update(model, state)
+  tokenizer = input_pipeline.load_tokenizer(info["tokenizer_dir"])
+  return model, info, tokenizer
+
+
+def predict(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """Writes per-example predictions of the run in `workdir` as JSON Lines.
+
+  Input: config.predict_file (a file in a generic format of the run's kind)
+  or else config.eval_split of config.task. Output: config.predict_output
+  (default <workdir>/predictions.jsonl). Returns the output path.
+  """
+  model, info, tokenizer = load_finetuned(workdir, dtype=config.dtype)
+  kind, labels = info["kind"], info["labels"]
+  if config.predict_file:
+    task = tasks_lib.local_file_task(config.predict_file, kind)
+    records = task.load("test")
+  else:
+    task = tasks_lib.get_task(config.task or info["task"])
+    records = task.load(config.eval_split, config.data_dir or None)
+  cfg = config.copy_and_resolve_references()
+  with cfg.unlocked():
+    cfg.max_length = info["max_length"]
+  has_labels = _records_have_labels(kind, records)
+  split = load_split(task, "", cfg, tokenizer, labels if has_labels else None,
+                     records=records if has_labels else
+                     _strip_labels(kind, records))
+  mesh = sharding.make_mesh(config.num_devices)
+  graphdef, state = nnx.split(model)
+  steps = Steps(graphdef, kind, mesh)
+  outputs = run_model(steps, sharding.put_replicated(state, mesh), split, cfg,
+                      kind, name="predict")
+  rows = _prediction_rows(kind, outputs, split, labels)
+  out_path = config.predict_output or os.path.join(workdir,
+                                                   "predictions.jsonl")
+  tmp = out_path + ".tmp"
+  with open(tmp, "w") as f:
+    for row in rows:
+      f.write(json.dumps(row) + "\n")
+  os.replace(tmp, out_path)
+  if has_labels:
+    m = compute_metrics(kind, outputs, split, labels)
+    logging.info("metrics on the labelled input: %s", m)
+  return out_path
+
+
+def _records_have_labels(kind: str, records: list[dict]) -> bool:
+  if kind == "qa":
+    return True
+  key = "tags" if kind == "tagging" else "label"
+  return all(r.get(key) is not None for r in records)
+
+
+def _strip_labels(kind: str, records: list[dict]) -> list[dict]:
+  if kind == "tagging":
+    return [dict(r, tags=None) for r in records]
+  return [dict(r, label=None) for r in records]
+
+
+def _prediction_rows(kind, outputs, split: Split, labels) -> list[dict]:
+  recs, feats = split.records, split.features
+  if kind == "classification":
+    rows = []
+    for i, r in enumerate(recs):
+      logits = np.asarray(outputs["logits"][i], np.float64)
+      p = np.exp(logits - logits.max())
+      rows.append({"index": i, "label": labels[int(outputs["pred"][i])],
+                   "logits": logits.round(6).tolist(),
+                   "probabilities": (p / p.sum()).round(6).tolist()})
+    return rows
+  if kind == "regression":
+    return [{"index": i, "prediction": float(outputs["pred"][i])}
+            for i in range(len(recs))]
+  if kind == "qa":
+    answers = input_pipeline.postprocess_qa(
+        outputs["start_logits"], outputs["end_logits"], feats, recs,
+        allow_no_answer=True)
+    return [{"id": r["id"], "answer": answers[r["id"]]["text"],
+             "score": float(answers[r["id"]]["score"]),
+             "null_score": float(answers[r["id"]]["null_score"])}
+            for r in recs]
+  tags = input_pipeline.decode_tags(outputs["pred"], feats, recs, labels)
+  word_logits = _word_logits(outputs["logits"], feats, len(recs))
+  return [{"index": i, "tokens": r["tokens"], "tags": tags[i],
+           "logits": word_logits[i]} for i, r in enumerate(recs)]
+
+
+def _word_logits(logits, features, n) -> list[list[list[float]]]:
+  """Per record, the logits of each word's first sub-token (truncated: [])."""
+  out: list[dict[int, list[float]]] = [dict() for _ in range(n)]
+  for f, lg in enumerate(logits):
+    rec = features["example_index"][f]
+    seen = set()
+    for t, w in enumerate(features["word_ids"][f]):
+      if w is not None and w not in seen:
+        seen.add(w)
+        out[rec][w] = np.asarray(lg[t]).round(5).tolist()
+  return [[d[w] for w in sorted(d)] for d in out]
