@@ -46,10 +46,12 @@ def get_config() -> ml_collections.ConfigDict:
   # --- Data ----------------------------------------------------------------
   # Maximum tokens per input (QA: per window).
   c.max_length = 128
-  # QA: tokens of overlap between windows of a long context.
-  c.doc_stride = 128
-  # QA: the question is cut to this many tokens.
-  c.max_query_length = 64
+  # QA: tokens of overlap between windows of a long context
+  # (-1 = min(128, max_length // 3): 128 at the paper's 384).
+  c.doc_stride = -1
+  # QA: the question is cut to this many tokens
+  # (-1 = min(64, 3 * max_length // 8): 64 at 384).
+  c.max_query_length = -1
   # Train on this many examples drawn with data_seed (0 = all;
   # the paper's LIMITED regime is 1000).
   c.train_examples = 0

@@ -17,7 +17,7 @@ def get_config():
   c.batch_size = 16
   c.eval_batch_size = 32
   c.max_length = 64
-  c.num_epochs = 2
+  c.num_epochs = 6
   c.train_examples = 256
   c.max_eval_examples = 128
   return c

@@ -271,6 +271,10 @@ def export_hf(model: nnx.Module, out_dir: str, *, kind: str,
   import safetensors.numpy  # pylint: disable=import-outside-toplevel
   params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
   tensors = params_to_hf(params)
+  if kind in ("qa", "tagging"):
+    # Hugging Face builds these models without a pooler.
+    tensors = {k: v for k, v in tensors.items()
+               if not k.startswith("bert.pooler.")}
   cfg = config.to_hf_dict()
   cfg["architectures"] = [_ARCHITECTURES[kind]]
   if kind == "regression":

@@ -639,3 +639,15 @@ PAPER_TASKS = {
     "tagging": ["ccg", "pos-ptb", "pos-ewt", "parent", "gparent", "ggparent",
                 "st", "chunk", "ner", "ged", "conj"],
 }
+
+
+def list_stage(config, workdir) -> list[str]:
+  """The `list` stage: prints every registered task, one line each."""
+  del config, workdir
+  _ensure_registered()
+  for name in sorted(TASKS):
+    t = TASKS[name]
+    size = f"{t.size:>7}" if t.size else "      ?"
+    print(f"{name:18} {t.kind:14} {t.metric:9} {size}  {t.source:36} "
+          f"{t.description}")
+  return sorted(TASKS)

@@ -181,18 +181,27 @@ def _has_labels(kind: str, batch: Mapping[str, Any]) -> bool:
 
 
 class Steps:
-  """The jit-compiled train and eval steps of one model on one mesh."""
+  """The jit-compiled train and eval steps of one model on one mesh.
 
-  def __init__(self, graphdef, kind: str, mesh):
+  `train(state, batch, key)` takes the state of `nnx.split((model,
+  optimizer))` (donated); `eval(model_state, batch)` that of
+  `nnx.split(model)`.
+  """
+
+  def __init__(self, model: nnx.Module, kind: str, mesh,
+               optimizer: nnx.Optimizer | None = None):
     self.mesh = mesh
     repl = sharding.replicated(mesh)
     data = sharding.data_sharding(mesh)
-    self.train = jax.jit(
-        lambda s, b, k: train_step(graphdef, s, b, k, kind),
-        in_shardings=(repl, data, repl), out_shardings=(repl, repl),
-        donate_argnums=(0,))
-    self.eval = jax.jit(lambda s, b: eval_step(graphdef, s, b, kind),
+    model_def = nnx.graphdef(model)
+    self.eval = jax.jit(lambda s, b: eval_step(model_def, s, b, kind),
                         in_shardings=(repl, data))
+    if optimizer is not None:
+      train_def = nnx.graphdef((model, optimizer))
+      self.train = jax.jit(
+          lambda s, b, k: train_step(train_def, s, b, k, kind),
+          in_shardings=(repl, data, repl), out_shardings=(repl, repl),
+          donate_argnums=(0,))
 
 
 # ----------------------------------------------------------------------------
@@ -233,11 +242,25 @@ def load_split(task: tasks_lib.Task, split: str, config, tokenizer,
     records = task.load(split, config.data_dir or None)
   records = subsample(records, max_examples, seed)
   label_to_id = {n: i for i, n in enumerate(labels)} if labels else None
+  stride, query = qa_window(config)
   features = input_pipeline.encode(
       task.kind, records, tokenizer, max_length=config.max_length,
-      label_to_id=label_to_id, doc_stride=config.doc_stride,
-      max_query_length=config.max_query_length)
+      label_to_id=label_to_id, doc_stride=stride, max_query_length=query)
   return Split(records, features)
+
+
+def qa_window(config) -> tuple[int, int]:
+  """(doc_stride, max_query_length); -1 in the config = scaled to max_length.
+
+  For max_length 384 the automatic values are the paper's 128 and 64.
+  """
+  query = config.max_query_length
+  if query < 0:
+    query = min(64, config.max_length * 3 // 8)
+  stride = config.doc_stride
+  if stride < 0:
+    stride = min(128, config.max_length // 3)
+  return stride, query
 
 
 def global_batches(split: Split, batch_size: int, config, *, shuffle: bool,
@@ -342,6 +365,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   checkpoints/ (latest, for resuming) and best/ (best validation metric).
   Resumes from checkpoints/ if present.
   """
+  if not workdir:
+    raise ConfigError("the train stage needs --workdir")
   os.makedirs(workdir, exist_ok=True)
   task = tasks_lib.get_task(config.task)
   spec = model_spec(config)
@@ -369,7 +394,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                        dtype=config.dtype, init_from=config.init_from)
   optimizer = nnx.Optimizer(model, create_optimizer(config, total_steps),
                             wrt=nnx.Param)
-  graphdef, state = nnx.split((model, optimizer))
+  state = nnx.state((model, optimizer))
   info = _task_info(config, task, labels, spec)
   checkpoint.write_json(os.path.join(workdir, "task.json"), info)
 
@@ -381,7 +406,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     start_step, history, best = meta["step"], meta["history"], meta["best"]
     logging.info("resumed from %s at step %d", workdir, start_step)
   state = sharding.put_replicated(state, mesh)
-  steps = Steps(graphdef, task.kind, mesh)
+  steps = Steps(model, task.kind, mesh, optimizer)
   base_key = jax.random.key(config.seed)
 
   progress = Progress("train", total_steps * config.batch_size)
@@ -465,12 +490,12 @@ def predict(config: ml_collections.ConfigDict, workdir: str) -> str:
   with cfg.unlocked():
     cfg.max_length = info["max_length"]
   has_labels = _records_have_labels(kind, records)
-  split = load_split(task, "", cfg, tokenizer, labels if has_labels else None,
+  split = load_split(task, "", cfg, tokenizer, labels,
                      records=records if has_labels else
-                     _strip_labels(kind, records))
+                     _placeholder_labels(kind, records, labels))
   mesh = sharding.make_mesh(config.num_devices)
-  graphdef, state = nnx.split(model)
-  steps = Steps(graphdef, kind, mesh)
+  state = nnx.state(model)
+  steps = Steps(model, kind, mesh)
   outputs = run_model(steps, sharding.put_replicated(state, mesh), split, cfg,
                       kind, name="predict")
   rows = _prediction_rows(kind, outputs, split, labels)
@@ -494,10 +519,11 @@ def _records_have_labels(kind: str, records: list[dict]) -> bool:
   return all(r.get(key) is not None for r in records)
 
 
-def _strip_labels(kind: str, records: list[dict]) -> list[dict]:
+def _placeholder_labels(kind: str, records: list[dict], labels) -> list[dict]:
+  """Unlabelled records get a valid placeholder label (never reported)."""
   if kind == "tagging":
-    return [dict(r, tags=None) for r in records]
-  return [dict(r, label=None) for r in records]
+    return [dict(r, tags=[labels[0]] * len(r["tokens"])) for r in records]
+  return [dict(r, label=labels[0] if labels else 0.0) for r in records]
 
 
 def _prediction_rows(kind, outputs, split: Split, labels) -> list[dict]:
@@ -539,3 +565,15 @@ def _word_logits(logits, features, n) -> list[list[list[float]]]:
         seen.add(w)
         out[rec][w] = np.asarray(lg[t]).round(5).tolist()
   return [[d[w] for w in sorted(d)] for d in out]
+
+
+def export(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """Writes the best model of the run in `workdir` as a Hugging Face folder."""
+  model, info, _ = load_finetuned(workdir)
+  out = config.export_dir or os.path.join(workdir, "hf_export")
+  pretrained.export_hf(model, out, kind=info["kind"],
+                       label_names=tuple(info["labels"] or ()),
+                       tokenizer_dir=info["tokenizer_dir"],
+                       config=BertConfig(**info["bert_config"]))
+  logging.info("exported %s (%s) to %s", info["task"], info["kind"], out)
+  return out

@@ -1,0 +1,743 @@
+"""From task records to fixed-shape numpy batches, and from predictions back.
+
+The pipeline knows nothing of the model. It has three stages:
+
+1. `encode` turns the *records* of a task (see `taskemb_jax.tasks`) into
+   *features*: a dict of equal-length lists with one entry per model input
+   (for QA one entry per context window). Ragged arrays, no padding yet.
+2. `batches` groups features into length buckets and yields dicts of numpy
+   arrays of fixed shape ``[batch_size, bucket_len]`` (padding rows get weight
+   0, so evaluation sees every feature exactly once).
+3. `postprocess_qa` / `decode_tags` map model outputs on features back onto
+   the records (answer strings, one tag per original word).
+
+Conventions (BERT style, as in the Hugging Face ``run_squad``/``run_ner``
+scripts used by Vu et al. 2020):
+
+* every ``input_ids`` starts with [CLS] and ends with [SEP];
+* QA positions are token indices within a window, 0 ([CLS]) when the answer is
+  not inside the window or the record has no answer;
+* tagging labels sit on the first sub-token of each word, `IGNORE` elsewhere.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from taskemb_jax.errors import ConfigError, DataError
+
+# Label id of positions (or rows) that carry no label.
+IGNORE = -100
+
+_KINDS = ("classification", "regression", "qa", "tagging")
+# Records per tokenizer call: bounds memory, keeps the batch fast path.
+_CHUNK = 1024
+
+Features = dict[str, list]
+Record = dict[str, Any]
+
+
+# ---------------------------------------------------------------- tokenizer
+
+
+def load_tokenizer(name_or_path: str):
+  """Loads a *fast* (Rust, offset-tracking) tokenizer.
+
+  Args:
+    name_or_path: a local folder holding ``tokenizer.json`` or ``vocab.txt``
+      (a WordPiece vocabulary alone is read as a lower-case BERT tokenizer when
+      the folder has no tokenizer config), or a Hugging Face hub name.
+
+  Returns:
+    A ``transformers.PreTrainedTokenizerFast``.
+
+  Raises:
+    DataError: the folder lacks tokenizer files, the hub lookup failed (e.g.
+      offline), or the tokenizer is not a fast one.
+  """
+  from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
+
+  if os.path.isdir(name_or_path):
+    has_json = os.path.isfile(os.path.join(name_or_path, "tokenizer.json"))
+    has_vocab = os.path.isfile(os.path.join(name_or_path, "vocab.txt"))
+    if not (has_json or has_vocab):
+      raise DataError(
+          f"tokenizer folder {name_or_path!r} has neither tokenizer.json nor "
+          "vocab.txt")
+    try:
+      tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    except Exception as e:  # pylint: disable=broad-except
+      if not has_vocab:
+        raise DataError(
+            f"cannot load the tokenizer in {name_or_path!r}: {e}") from e
+      # A bare vocab.txt (no config telling AutoTokenizer the class). Note:
+      # BertTokenizerFast(vocab_file=...) would silently build a tiny vocab;
+      # from_pretrained(folder) reads vocab.txt.
+      from transformers import BertTokenizerFast  # pylint: disable=import-outside-toplevel
+      try:
+        tokenizer = BertTokenizerFast.from_pretrained(name_or_path)
+      except Exception as e2:  # pylint: disable=broad-except
+        raise DataError(
+            f"cannot load the tokenizer in {name_or_path!r}: {e2}") from e2
+  elif os.path.exists(name_or_path):
+    raise DataError(
+        f"tokenizer {name_or_path!r} is a file; give the folder that holds "
+        "tokenizer.json or vocab.txt")
+  else:
+    try:
+      tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    except Exception as e:  # pylint: disable=broad-except
+      raise DataError(
+          f"cannot load tokenizer {name_or_path!r}: it is not a local folder "
+          "and the Hugging Face hub lookup failed (offline? misspelt?); give "
+          f"a folder with tokenizer.json or vocab.txt. Cause: {e}") from e
+  if not getattr(tokenizer, "is_fast", False):
+    raise DataError(
+        f"tokenizer {name_or_path!r} is not a fast tokenizer (character "
+        "offsets are needed); provide a tokenizer.json")
+  return tokenizer
+
+
+def _check_tokenizer(tokenizer) -> None:
+  if not getattr(tokenizer, "is_fast", False):
+    raise ValueError("encode needs a fast tokenizer (see load_tokenizer)")
+
+
+# ------------------------------------------------------------------- labels
+
+
+def label_vocabulary(kind: str, records: Sequence[Record]) -> tuple[str, ...]:
+  """Sorted label names (classification) or tag names (tagging) in `records`.
+
+  Used when a task does not fix its labels; non-string labels are turned
+  into strings (`encode` looks up ``str(label)`` as a fallback).
+
+  Raises:
+    ValueError: `kind` has no label vocabulary (regression, qa).
+    DataError: a record lacks its labels, or no label occurs at all.
+  """
+  names: set[str] = set()
+  if kind == "classification":
+    for i, r in enumerate(records):
+      label = r.get("label")
+      if label is None:
+        raise DataError(f"record {i}: classification record has no 'label'")
+      names.add(str(label))
+  elif kind == "tagging":
+    for i, r in enumerate(records):
+      tags = r.get("tags")
+      if not isinstance(tags, (list, tuple)):
+        raise DataError(f"record {i}: tagging record has no 'tags' list")
+      names.update(str(t) for t in tags)
+  else:
+    raise ValueError(f"kind {kind!r} has no label vocabulary")
+  if not names:
+    raise DataError(f"no {kind} labels found in {len(records)} records")
+  return tuple(sorted(names))
+
+
+def _label_id(label: Any, label_to_id: Mapping[str, int], where: str) -> int:
+  if label is not None:
+    if label in label_to_id:
+      return int(label_to_id[label])
+    if str(label) in label_to_id:
+      return int(label_to_id[str(label)])
+  known = ", ".join(repr(k) for k in sorted(label_to_id, key=str)[:20])
+  raise DataError(f"{where}: unknown label {label!r} (known: {known})")
+
+
+def _regression_value(label: Any, index: int) -> float:
+  if isinstance(label, bool) or label is None:
+    raise DataError(f"record {index}: regression label {label!r} is not a number")
+  try:
+    value = float(label)
+  except (TypeError, ValueError):
+    raise DataError(
+        f"record {index}: regression label {label!r} is not a number") from None
+  if not math.isfinite(value):
+    raise DataError(f"record {index}: regression label {label!r} is not finite")
+  return value
+
+
+# ------------------------------------------------------------------- encode
+
+
+def encode(kind: str,
+           records: Sequence[Record],
+           tokenizer,
+           *,
+           max_length: int,
+           label_to_id: Mapping[str, int] | None = None,
+           doc_stride: int = 128,
+           max_query_length: int = 64) -> Features:
+  """Tokenizes `records` of task kind `kind` into features.
+
+  Args:
+    kind: 'classification', 'regression', 'qa' or 'tagging'.
+    records: records as described in `taskemb_jax.tasks`.
+    tokenizer: a fast tokenizer (`load_tokenizer`).
+    max_length: maximum number of tokens per feature, specials included.
+    label_to_id: label (tag) name -> id; required for classification and
+      tagging, ignored otherwise.
+    doc_stride: QA only: number of tokens shared by consecutive context
+      windows (the tokenizer's ``stride``, i.e. the overlap).
+    max_query_length: QA only: questions are cut to this many tokens first.
+
+  Returns:
+    A dict of equal-length lists, one entry per feature (L_i = its length):
+
+    * all kinds: ``input_ids``, ``token_type_ids`` (np.int32 [L_i]),
+      ``example_index`` (int, index of the source record);
+    * classification: ``label`` (int); regression: ``label`` (float);
+    * qa: ``start_position``, ``end_position`` (int token indices, 0 = [CLS]
+      when the answer is not in this window or there is none), ``offsets``
+      (np.int32 [L_i, 2]: (char_start, char_end) of each token in the
+      context, (-1, -1) for question and special tokens; an array rather
+      than a list of tuples, which would cost ~45 KB per 384-token window,
+      gigabytes for SQuAD), ``context_mask`` (np.bool_ [L_i], True on
+      context tokens);
+    * tagging: ``labels`` (np.int32 [L_i]; tag id on the first sub-token of
+      each word, IGNORE elsewhere), ``word_ids`` (list of L_i word indices,
+      None for specials), ``num_words`` (words in the record),
+      ``num_words_kept`` (words with at least one token left after
+      truncation; they always form a prefix).
+
+  Raises:
+    DataError: a malformed record, an unknown label/tag, a non-numeric
+      regression target, or a QA answer that does not match its context.
+    ConfigError: lengths that cannot work (see `_encode_qa`).
+  """
+  if kind not in _KINDS:
+    raise ValueError(f"kind {kind!r} not in {_KINDS}")
+  _check_tokenizer(tokenizer)
+  if max_length < 4:
+    raise ConfigError(f"max_length={max_length} is too small (need >= 4)")
+  if kind in ("classification", "tagging") and label_to_id is None:
+    raise ValueError(f"encode({kind!r}) needs label_to_id")
+  if kind in ("classification", "regression"):
+    return _encode_sequences(kind, records, tokenizer, max_length, label_to_id)
+  if kind == "qa":
+    return _encode_qa(records, tokenizer, max_length, doc_stride,
+                      max_query_length)
+  return _encode_tagging(records, tokenizer, max_length, label_to_id)
+
+
+def _i32(values) -> np.ndarray:
+  return np.asarray(values, dtype=np.int32)
+
+
+def _encode_sequences(kind, records, tokenizer, max_length,
+                      label_to_id) -> Features:
+  """Single sentences and sentence pairs, 'longest_first' truncation."""
+  n = len(records)
+  labels: list[int | float] = []
+  singles, pairs = [], []
+  for i, r in enumerate(records):
+    text, pair = r.get("text"), r.get("text_pair")
+    if not isinstance(text, str):
+      raise DataError(f"record {i}: 'text' must be a string, got {text!r:.80}")
+    if pair is not None and not isinstance(pair, str):
+      raise DataError(
+          f"record {i}: 'text_pair' must be a string or null, got {pair!r:.80}")
+    if "label" not in r:
+      raise DataError(f"record {i}: no 'label'")
+    if kind == "classification":
+      labels.append(_label_id(r["label"], label_to_id, f"record {i}"))
+    else:
+      labels.append(_regression_value(r["label"], i))
+    (singles if pair is None else pairs).append(i)
+
+  input_ids: list = [None] * n
+  type_ids: list = [None] * n
+  for group in (singles, pairs):
+    for c in range(0, len(group), _CHUNK):
+      idx = group[c:c + _CHUNK]
+      texts = [records[i]["text"] for i in idx]
+      second = ([records[i]["text_pair"] for i in idx]
+                if records[idx[0]].get("text_pair") is not None else None)
+      enc = tokenizer(texts, second, truncation="longest_first",
+                      max_length=max_length, return_token_type_ids=True,
+                      return_attention_mask=False)
+      for j, i in enumerate(idx):
+        input_ids[i] = _i32(enc["input_ids"][j])
+        type_ids[i] = _i32(enc["token_type_ids"][j])
+  return {"input_ids": input_ids, "token_type_ids": type_ids,
+          "example_index": list(range(n)), "label": labels}
+
+
+def _record_id(record: Record, index: int) -> str:
+  rid = record.get("id")
+  return str(index) if rid is None else str(rid)
+
+
+def _answer_char_span(context: str, text: str,
+                      start: int) -> tuple[int, int] | None:
+  """(char_start, char_end) of an answer in `context`, or None if it mismatches.
+
+  An exact match ``context[start:start+len(text)] == text`` is used as is.
+  Otherwise a *whitespace-stripped* match is accepted: the stripped answer
+  text must occur at `start`, at `start` plus the answer's own leading
+  whitespace, or at `start` plus the context's leading whitespace within the
+  annotated span (datasets differ in whether answer_start / text include
+  surrounding blanks). The returned span is then that of the stripped text.
+  """
+  if context[start:start + len(text)] == text:
+    return start, start + len(text)
+  stripped = text.strip()
+  if not stripped:
+    return None
+  span = context[start:start + len(text)]
+  for c in (start, start + len(text) - len(text.lstrip()),
+            start + len(span) - len(span.lstrip())):
+    if context[c:c + len(stripped)] == stripped:
+      return c, c + len(stripped)
+  return None
+
+
+def _qa_record(record: Record, index: int) -> tuple[str, str, tuple[int, int] | None]:
+  """Validates a QA record: (question, context, char span of answer 0 or None)."""
+  rid = _record_id(record, index)
+  question, context = record.get("question"), record.get("context")
+  answers = record.get("answers", [])
+  if not isinstance(question, str):
+    raise DataError(f"QA record {rid!r}: 'question' must be a string")
+  if not isinstance(context, str):
+    raise DataError(f"QA record {rid!r}: 'context' must be a string")
+  if not isinstance(answers, (list, tuple)):
+    raise DataError(f"QA record {rid!r}: 'answers' must be a list")
+  spans = []
+  for k, answer in enumerate(answers):
+    if not isinstance(answer, Mapping):
+      raise DataError(f"QA record {rid!r}: answer {k} is not an object")
+    text, start = answer.get("text"), answer.get("answer_start")
+    if not isinstance(text, str) or isinstance(start, bool) or not isinstance(
+        start, (int, np.integer)):
+      raise DataError(
+          f"QA record {rid!r}: answer {k} needs a string 'text' and an integer "
+          f"'answer_start', got {dict(answer)!r:.120}")
+    if not text.strip():
+      continue  # An empty answer ({"text": "", "answer_start": -1}) = none.
+    span = None
+    if 0 <= start <= len(context):
+      span = _answer_char_span(context, text, int(start))
+    if span is None:
+      found = context[max(start, 0):max(start, 0) + len(text)]
+      raise DataError(
+          f"QA record {rid!r}: answer {k} {text!r:.60} does not match the "
+          f"context at answer_start={start} (context there: {found!r:.60})")
+    spans.append(span)
+  return question, context, (spans[0] if spans else None)
+
+
+def _encode_qa(records, tokenizer, max_length, doc_stride,
+               max_query_length) -> Features:
+  """SQuAD-style windows: [CLS] question [SEP] context window [SEP].
+
+  Positions come from the *first* answer (as in HF run_squad training); all
+  answers are validated against the context (`_answer_char_span`). Answers
+  with empty or blank text are skipped, so a record whose answers are all
+  empty counts as unanswerable.
+
+  Raises:
+    ConfigError: unless 0 <= doc_stride < max_length - max_query_length - 3
+      (the tokenizer needs the overlap to be shorter than the room left for
+      context in every window; it would otherwise abort the process).
+  """
+  room = max_length - max_query_length - 3
+  if max_query_length < 1 or room < 1:
+    raise ConfigError(
+        f"max_length={max_length} leaves no room for the context after a "
+        f"question of max_query_length={max_query_length} tokens")
+  if not 0 <= doc_stride < room:
+    raise ConfigError(
+        f"doc_stride={doc_stride} must be >= 0 and < max_length - "
+        f"max_query_length - 3 = {room} (max_length={max_length}, "
+        f"max_query_length={max_query_length})")
+  out: Features = {k: [] for k in (
+      "input_ids", "token_type_ids", "example_index", "start_position",
+      "end_position", "offsets", "context_mask")}
+  parsed = [_qa_record(r, i) for i, r in enumerate(records)]
+  for c in range(0, len(parsed), _CHUNK):
+    chunk = parsed[c:c + _CHUNK]
+    questions = [q.lstrip() for q, _, _ in chunk]
+    # Cut questions to max_query_length tokens: slicing the string at the end
+    # of the last kept token re-tokenizes to exactly those tokens (WordPiece
+    # is greedy longest-match from the left).
+    q_enc = tokenizer(questions, add_special_tokens=False,
+                      return_offsets_mapping=True, return_attention_mask=False,
+                      return_token_type_ids=False, verbose=False)
+    for j, offs in enumerate(q_enc["offset_mapping"]):
+      if len(offs) > max_query_length:
+        questions[j] = questions[j][:offs[max_query_length - 1][1]]
+    contexts = [ctx for _, ctx, _ in chunk]
+    enc = tokenizer(questions, contexts, truncation="only_second",
+                    max_length=max_length, stride=doc_stride,
+                    return_overflowing_tokens=True,
+                    return_offsets_mapping=True, return_token_type_ids=True,
+                    return_attention_mask=False)
+    for w in range(len(enc["input_ids"])):
+      local = enc["overflow_to_sample_mapping"][w]
+      mask = np.array([s == 1 for s in enc.sequence_ids(w)], np.bool_)
+      offsets = _i32(enc["offset_mapping"][w]).reshape(-1, 2)
+      offsets[~mask] = -1
+      start_pos, end_pos = _window_positions(offsets, mask, chunk[local][2])
+      out["input_ids"].append(_i32(enc["input_ids"][w]))
+      out["token_type_ids"].append(_i32(enc["token_type_ids"][w]))
+      out["example_index"].append(c + local)
+      out["start_position"].append(start_pos)
+      out["end_position"].append(end_pos)
+      out["offsets"].append(offsets)
+      out["context_mask"].append(mask)
+  return out
+
+
+def _window_positions(offsets: np.ndarray, mask: np.ndarray,
+                      span: tuple[int, int] | None) -> tuple[int, int]:
+  """Token (start, end) of char `span` in one window; (0, 0) if not inside.
+
+  Args:
+    offsets: int32 [L, 2] character offsets of the window's tokens.
+    mask: bool [L], True on context tokens (a contiguous run).
+    span: (char_start, char_end) of the answer, or None.
+  """
+  if span is None or not mask.any():
+    return 0, 0
+  ctx = np.flatnonzero(mask)
+  first, last = int(ctx[0]), int(ctx[-1])
+  start_char, end_char = span
+  if not (offsets[first, 0] <= start_char and offsets[last, 1] >= end_char):
+    return 0, 0
+  s = first
+  while s <= last and offsets[s, 0] <= start_char:
+    s += 1
+  e = last
+  while e >= first and offsets[e, 1] >= end_char:
+    e -= 1
+  return s - 1, e + 1
+
+
+def _encode_tagging(records, tokenizer, max_length, label_to_id) -> Features:
+  """One feature per record; label on the first sub-token of each word.
+
+  A word that tokenizes to no sub-token at all (a lone control character, a
+  zero-width space, an empty string) is replaced by the tokenizer's [UNK]
+  token, so every word keeps one position, its label and a prediction, and
+  word alignment never shifts.
+  """
+  word_lists: list[list[str]] = []
+  tag_ids: list[list[int]] = []
+  for i, r in enumerate(records):
+    tokens, tags = r.get("tokens"), r.get("tags")
+    if not isinstance(tokens, (list, tuple)) or not all(
+        isinstance(t, str) for t in tokens):
+      raise DataError(f"record {i}: 'tokens' must be a list of strings")
+    if not isinstance(tags, (list, tuple)) or len(tags) != len(tokens):
+      raise DataError(
+          f"record {i}: 'tags' must be a list as long as 'tokens' "
+          f"({len(tokens)} words)")
+    tag_ids.append([_label_id(t, label_to_id, f"record {i}, word {k}")
+                    for k, t in enumerate(tags)])
+    word_lists.append(list(tokens))
+
+  unk = tokenizer.unk_token
+  out: Features = {k: [] for k in (
+      "input_ids", "token_type_ids", "example_index", "labels", "word_ids",
+      "num_words", "num_words_kept")}
+  for c in range(0, len(word_lists), _CHUNK):
+    chunk = word_lists[c:c + _CHUNK]
+    if unk is not None:
+      unique = sorted({w for words in chunk for w in words})
+      if unique:
+        pieces = tokenizer(unique, add_special_tokens=False,
+                           return_attention_mask=False,
+                           return_token_type_ids=False, verbose=False)
+        empty = {w for w, ids in zip(unique, pieces["input_ids"]) if not ids}
+        if empty:
+          chunk = [[unk if w in empty else w for w in words] for words in chunk]
+    enc = tokenizer(chunk, is_split_into_words=True, truncation=True,
+                    max_length=max_length, return_token_type_ids=True,
+                    return_attention_mask=False)
+    for j in range(len(chunk)):
+      i = c + j
+      word_ids = enc.word_ids(j)
+      labels = np.full(len(word_ids), IGNORE, np.int32)
+      previous = None
+      kept = 0
+      for pos, w in enumerate(word_ids):
+        if w is not None and w != previous:
+          labels[pos] = tag_ids[i][w]
+          kept = max(kept, w + 1)
+        previous = w
+      out["input_ids"].append(_i32(enc["input_ids"][j]))
+      out["token_type_ids"].append(_i32(enc["token_type_ids"][j]))
+      out["example_index"].append(i)
+      out["labels"].append(labels)
+      out["word_ids"].append(list(word_ids))
+      out["num_words"].append(len(chunk[j]))
+      out["num_words_kept"].append(kept)
+  return out
+
+
+# ------------------------------------------------------------------ batches
+
+
+def bucket_lengths(max_length: int) -> tuple[int, ...]:
+  """A few sequence-length buckets ending at `max_length`.
+
+  Powers of two >= max(32, max_length / 8) below `max_length`, then
+  `max_length` itself: 64 -> (32, 64), 128 -> (32, 64, 128),
+  384 -> (64, 128, 256, 384), 512 -> (64, 128, 256, 512).
+  """
+  if max_length < 1:
+    raise ValueError(f"max_length must be positive, got {max_length}")
+  low = max(32, max_length / 8)
+  out = []
+  p = 32
+  while p < max_length:
+    if p >= low:
+      out.append(p)
+    p *= 2
+  return tuple(out) + (max_length,)
+
+
+def _plan(features: Features, batch_size: int, buckets: Sequence[int],
+          shuffle: bool, seed: int, epoch: int) -> list[tuple[int, np.ndarray]]:
+  """Global batch plan: (bucket_len, feature indices [batch_size], -1 = pad)."""
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be positive, got {batch_size}")
+  edges = sorted(set(int(b) for b in buckets))
+  if not edges:
+    raise ValueError("no buckets given")
+  lengths = np.fromiter((len(x) for x in features["input_ids"]), np.int64,
+                        count=len(features["input_ids"]))
+  which = np.searchsorted(np.asarray(edges), lengths, side="left")
+  if lengths.size and which.max() >= len(edges):
+    bad = int(np.argmax(which >= len(edges)))
+    raise ValueError(
+        f"feature {bad} has {lengths[bad]} tokens, more than the largest "
+        f"bucket {edges[-1]}")
+  rng = np.random.default_rng([seed, epoch]) if shuffle else None
+  plan = []
+  for b, bucket_len in enumerate(edges):
+    idx = np.flatnonzero(which == b)
+    if rng is not None:
+      idx = rng.permutation(idx)
+    for s in range(0, len(idx), batch_size):
+      rows = np.full(batch_size, -1, np.int64)
+      part = idx[s:s + batch_size]
+      rows[:len(part)] = part
+      plan.append((bucket_len, rows))
+  if rng is not None:
+    plan = [plan[k] for k in rng.permutation(len(plan))]
+  return plan
+
+
+def num_batches(features: Features, batch_size: int,
+                buckets: Sequence[int]) -> int:
+  """Number of (global) batches `batches` yields for these arguments."""
+  return len(_plan(features, batch_size, buckets, False, 0, 0))
+
+
+def batches(features: Features,
+            batch_size: int,
+            *,
+            buckets: Sequence[int],
+            shuffle: bool,
+            seed: int = 0,
+            epoch: int = 0,
+            num_shards: int = 1,
+            shard_index: int = 0) -> Iterator[dict[str, np.ndarray]]:
+  """Yields fixed-shape batches of features, bucketed by length.
+
+  Each feature goes to the smallest bucket >= its length. Without shuffle:
+  buckets in ascending length, features in their original order within a
+  bucket. With shuffle: features shuffled within buckets and the batches of
+  all buckets interleaved in a shuffled order, deterministic in
+  (seed, epoch). Every feature appears exactly once; the last batch of a
+  bucket is padded with rows of weight 0 (never dropped).
+
+  With `num_shards` > 1 every process computes the same global order and
+  takes rows [shard_index * B/num_shards, (shard_index + 1) * B/num_shards)
+  of each global batch of B = `batch_size` rows.
+
+  Yields:
+    Dicts with (b = batch_size // num_shards, T = the bucket length):
+    ``input_ids``, ``token_type_ids``, ``attention_mask``: int32 [b, T]
+    (padding 0); ``weights``: float32 [b] (0 for padding rows); ``index``:
+    int32 [b] (feature index, -1 for padding rows); and what the features
+    label: ``label`` int32 or float32 [b] (0 on padding rows),
+    ``start_position`` / ``end_position`` int32 [b] (0 on padding rows),
+    ``labels`` int32 [b, T] (IGNORE on padding).
+  """
+  if num_shards < 1 or not 0 <= shard_index < num_shards:
+    raise ValueError(f"bad shard {shard_index} of {num_shards}")
+  if batch_size % num_shards:
+    raise ValueError(
+        f"batch_size={batch_size} is not divisible by num_shards={num_shards}")
+  per = batch_size // num_shards
+  lo = shard_index * per
+  input_ids, type_ids = features["input_ids"], features["token_type_ids"]
+  scalars = {}
+  if "label" in features:
+    values = features["label"]
+    is_float = any(isinstance(v, (float, np.floating)) for v in values)
+    scalars["label"] = np.asarray(values, np.float32 if is_float else np.int32)
+  for key in ("start_position", "end_position"):
+    if key in features:
+      scalars[key] = np.asarray(features[key], np.int32)
+  token_labels = features.get("labels")
+
+  for bucket_len, rows in _plan(features, batch_size, buckets, shuffle, seed,
+                                epoch):
+    rows = rows[lo:lo + per]
+    real = rows >= 0
+    batch = {
+        "input_ids": np.zeros((per, bucket_len), np.int32),
+        "token_type_ids": np.zeros((per, bucket_len), np.int32),
+        "attention_mask": np.zeros((per, bucket_len), np.int32),
+        "weights": real.astype(np.float32),
+        "index": rows.astype(np.int32),
+    }
+    if token_labels is not None:
+      batch["labels"] = np.full((per, bucket_len), IGNORE, np.int32)
+    for r, f in enumerate(rows):
+      if f < 0:
+        continue
+      n = len(input_ids[f])
+      batch["input_ids"][r, :n] = input_ids[f]
+      batch["token_type_ids"][r, :n] = type_ids[f]
+      batch["attention_mask"][r, :n] = 1
+      if token_labels is not None:
+        batch["labels"][r, :n] = token_labels[f]
+    safe = np.where(real, rows, 0)
+    for key, values in scalars.items():
+      col = values[safe] if len(values) else np.zeros(per, values.dtype)
+      batch[key] = np.where(real, col, 0).astype(values.dtype)
+    yield batch
+
+
+# ----------------------------------------------------------- postprocessing
+
+
+def _row(values, f: int, n: int) -> np.ndarray:
+  return np.asarray(values[f], dtype=np.float64)[:n]
+
+
+def postprocess_qa(start_logits,
+                   end_logits,
+                   features: Features,
+                   records: Sequence[Record],
+                   *,
+                   n_best: int = 20,
+                   max_answer_length: int = 30,
+                   allow_no_answer: bool = False,
+                   null_threshold: float = 0.0) -> dict[str, dict[str, Any]]:
+  """Turns per-window start/end logits into one answer string per record.
+
+  HF run_squad logic: over all windows of a record, the n_best start and end
+  tokens of each window are paired; a span is valid when start <= end,
+  end - start + 1 <= max_answer_length and both tokens lie in the context.
+  Candidates are taken among context tokens only (the n_best top-k is
+  computed after masking non-context tokens, so a window always offers
+  valid spans when it has context). The span score is start + end logit;
+  the null score of a record is the minimum over its windows of the
+  [CLS] start + end logits.
+
+  Args:
+    start_logits, end_logits: [num_features, L] arrays or lists of 1-D rows
+      (L >= each feature's length, e.g. padded bucket lengths).
+    features: `encode('qa', records, ...)` output.
+    records: the QA records the features came from.
+    allow_no_answer: SQuAD 2.0: predict "" when
+      null_score - best_span_score > null_threshold (or no valid span).
+
+  Returns:
+    {record id: {"text": answer string (``context[offsets[start][0]:
+    offsets[end][1]]``, "" when none), "score": best span score (-inf when no
+    valid span), "null_score": float}}.
+  """
+  by_record: dict[int, list[int]] = collections.defaultdict(list)
+  for f, ex in enumerate(features["example_index"]):
+    if not 0 <= ex < len(records):
+      raise ValueError(f"feature {f} points at record {ex}, but there are "
+                       f"{len(records)} records")
+    by_record[ex].append(f)
+
+  results: dict[str, dict[str, Any]] = {}
+  for r, record in enumerate(records):
+    rid = _record_id(record, r)
+    if rid in results:
+      raise DataError(f"QA record id {rid!r} occurs twice")
+    context = record["context"]
+    null_score = math.inf
+    best_score, best_text = -math.inf, None
+    for f in by_record.get(r, []):
+      offsets = features["offsets"][f]
+      n = len(offsets)
+      starts, ends = _row(start_logits, f, n), _row(end_logits, f, n)
+      null_score = min(null_score, float(starts[0] + ends[0]))
+      mask = np.asarray(features["context_mask"][f], bool)[:n]
+      if not mask.any():
+        continue
+      ctx = np.flatnonzero(mask)
+      top_s = ctx[np.argsort(-starts[ctx], kind="stable")[:n_best]]
+      top_e = ctx[np.argsort(-ends[ctx], kind="stable")[:n_best]]
+      for s in top_s:
+        for e in top_e:
+          if e < s or e - s + 1 > max_answer_length:
+            continue
+          score = float(starts[s] + ends[e])
+          if score > best_score:
+            best_score = score
+            best_text = context[int(offsets[s][0]):int(offsets[e][1])]
+    if null_score == math.inf:
+      null_score = 0.0
+    text = best_text if best_text is not None else ""
+    if allow_no_answer and (best_text is None or
+                            null_score - best_score > null_threshold):
+      text = ""
+    results[rid] = {"text": text, "score": best_score, "null_score": null_score}
+  return results
+
+
+def decode_tags(logits_or_ids,
+                features: Features,
+                records: Sequence[Record],
+                id_to_label: Mapping[int, str] | Sequence[str]) -> list[list[str]]:
+  """Predicted tag per original word, read at the word's first sub-token.
+
+  Args:
+    logits_or_ids: per feature either logits [L, num_tags] or tag ids [L]
+      (a [num_features, L(, num_tags)] array or a list of rows; L may exceed
+      the feature's length, e.g. the bucket length).
+    features: `encode('tagging', records, ...)` output.
+    records: the tagging records.
+    id_to_label: tag id -> tag name (a mapping or a sequence).
+
+  Returns:
+    One list of tags per record, as long as its ``tokens``. Words truncated
+    away get "O" if that tag exists, else the tag of id 0.
+  """
+  if isinstance(id_to_label, Mapping):
+    names = dict(id_to_label)
+  else:
+    names = dict(enumerate(id_to_label))
+  if not names:
+    raise ValueError("id_to_label is empty")
+  default = "O" if "O" in names.values() else names[min(names)]
+  out = [[default] * len(r["tokens"]) for r in records]
+  for f, ex in enumerate(features["example_index"]):
+    row = np.asarray(logits_or_ids[f])
+    ids = row.argmax(-1) if row.ndim == 2 else row
+    seen = set()
+    for pos, w in enumerate(features["word_ids"][f]):
+      if w is None or w in seen:
+        continue
+      seen.add(w)
+      out[ex][w] = names[int(ids[pos])]
+  return out

@@ -1,0 +1,80 @@
+"""Command line: one entry point, dispatching on config.stage.
+
+  python -m taskemb_jax.main --config=configs/mnli.py --workdir=/tmp/mnli
+  python -m taskemb_jax.main --config=configs/tiny.py --workdir=/tmp/t \
+      --config.stage=taskemb
+
+Stages: train, predict, export, textemb, taskemb, rank, transfer, evaluate,
+report, demo, list (see README.md). Bad input ends with one line on stderr
+and exit status 2.
+"""
+
+import importlib
+import logging as logging_std
+import sys
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from taskemb_jax.errors import UserError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder of the stage.")
+
+# stage -> "module:function"; each function takes (config, workdir).
+STAGES = {
+    "train": "taskemb_jax.train:train_and_evaluate",
+    "predict": "taskemb_jax.train:predict",
+    "export": "taskemb_jax.train:export",
+    "textemb": "taskemb_jax.embeddings:textemb_stage",
+    "taskemb": "taskemb_jax.embeddings:taskemb_stage",
+    "rank": "taskemb_jax.rank:rank_stage",
+    "transfer": "taskemb_jax.transfer:transfer_stage",
+    "evaluate": "taskemb_jax.transfer:evaluate_stage",
+    "report": "taskemb_jax.report:report_stage",
+    "demo": "taskemb_jax.demo:demo_stage",
+    "list": "taskemb_jax.tasks:list_stage",
+}
+
+
+def run(config, workdir: str):
+  if config.stage not in STAGES:
+    raise UserError(f"config.stage={config.stage!r}; use one of "
+                    f"{', '.join(STAGES)}")
+  module, fn = STAGES[config.stage].split(":")
+  return getattr(importlib.import_module(module), fn)(config, workdir)
+
+
+class _QuietLibraries(logging_std.Filter):
+  """Drops INFO lines of orbax (dozens per checkpoint); keeps warnings."""
+
+  def filter(self, record):
+    return record.levelno > logging_std.INFO or "/orbax/" not in record.pathname
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.get_absl_handler().addFilter(_QuietLibraries())
+  from taskemb_jax import sharding  # pylint: disable=import-outside-toplevel
+  sharding.maybe_initialize_distributed()
+  logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__,
+               jax.process_index(), jax.process_count(), jax.devices())
+  try:
+    run(_CONFIG.value, _WORKDIR.value or "")
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def entry_point():
+  # A missing/unknown --config or --config.field is reported by absl in one
+  # line (FATAL Flags parsing error) before main runs.
+  flags.mark_flag_as_required("config")
+  app.run(main)
+
+
+if __name__ == "__main__":
+  entry_point()

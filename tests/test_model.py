@@ -1,0 +1,161 @@
+"""Model parity with Hugging Face (fixtures from tests/make_fixtures.py),
+checkpoint conversion both ways, export, and parameter counts of presets."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import safetensors.numpy
+from flax import nnx
+
+from taskemb_jax import heads, pretrained
+from taskemb_jax.model import PRESETS, Bert, BertConfig, component_names
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+TINY = os.path.join(FIXTURES, "hf_tiny")
+KIND_OF = {"seq_cls": ("classification", 3), "seq_reg": ("regression", 1),
+           "qa": ("qa", 2), "tok_cls": ("tagging", 5)}
+
+
+def _batch(npz):
+  return {k: jnp.asarray(npz[k]) for k in
+          ("input_ids", "token_type_ids", "attention_mask")}
+
+
+def test_minilm_matches_pytorch_bert():
+  """Packaged all-MiniLM-L6-v2 weights: every layer within 1e-4 of PyTorch."""
+  ref = np.load(os.path.join(FIXTURES, "minilm_parity.npz"))
+  folder = pretrained.resolve_model_dir("minilm-l6")
+  model = heads.TaskModel(pretrained.read_config(folder), "classification", 2,
+                          rngs=nnx.Rngs(0))
+  assert pretrained.load_encoder(model, folder) == []
+  b = _batch(ref)
+  out = model.bert(b["input_ids"], b["token_type_ids"], b["attention_mask"],
+                   output_hidden_states=True)
+  mask = ref["attention_mask"].astype(bool)
+  err = np.abs(np.asarray(out.last_hidden_state) - ref["last_hidden_state"])
+  assert err[mask].max() <= 1e-4, err[mask].max()
+  for k, h in enumerate(out.hidden_states):
+    e = np.abs(np.asarray(h) - ref["hidden_states"][k])[mask].max()
+    assert e <= 1e-4, (k, e)
+  np.testing.assert_allclose(out.pooler_output, ref["pooler_output"],
+                             atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(KIND_OF))
+def test_hf_heads_load_with_identical_logits(name):
+  """Tiny random HF BertFor* checkpoints (with `bert.` prefix and heads)."""
+  folder = os.path.join(TINY, name)
+  ref = np.load(os.path.join(folder, "expected.npz"))
+  kind, n = KIND_OF[name]
+  model = heads.TaskModel(pretrained.read_config(folder), kind, n,
+                          rngs=nnx.Rngs(1))
+  missing = pretrained.load_encoder(model, folder, with_head=True)
+  # HF builds QA and token-classification models without a pooler.
+  assert set(missing) <= {"bert/pooler/kernel", "bert/pooler/bias"}
+  logits = np.asarray(model(_batch(ref)))
+  if kind == "qa":
+    np.testing.assert_allclose(logits[..., 0], ref["start_logits"], atol=1e-5)
+    np.testing.assert_allclose(logits[..., 1], ref["end_logits"], atol=1e-5)
+  else:
+    np.testing.assert_allclose(logits, ref["logits"], atol=1e-5)
+  b = _batch(ref)
+  hidden = model.bert(b["input_ids"], b["token_type_ids"],
+                      b["attention_mask"]).last_hidden_state
+  mask = ref["attention_mask"].astype(bool)
+  np.testing.assert_allclose(np.asarray(hidden)[mask],
+                             ref["last_hidden_state"][mask], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(KIND_OF))
+def test_export_writes_hf_names_and_reloads(name, tmp_path):
+  folder = os.path.join(TINY, name)
+  kind, n = KIND_OF[name]
+  cfg = pretrained.read_config(folder)
+  model = heads.TaskModel(cfg, kind, n, rngs=nnx.Rngs(2))
+  pretrained.load_encoder(model, folder, with_head=True)
+  labels = tuple(f"L{i}" for i in range(n)) if kind != "qa" else None
+  out = tmp_path / "export"
+  pretrained.export_hf(model, str(out), kind=kind, label_names=labels,
+                       tokenizer_dir=pretrained.resolve_model_dir("minilm-l6"),
+                       config=cfg)
+  ours = safetensors.numpy.load_file(out / "model.safetensors")
+  theirs = safetensors.numpy.load_file(os.path.join(folder,
+                                                    "model.safetensors"))
+  # Exactly Hugging Face's tensor names and values.
+  assert set(ours) == set(theirs)
+  for k in theirs:
+    np.testing.assert_array_equal(ours[k], theirs[k], err_msg=k)
+  assert (out / "vocab.txt").exists() and (out / "config.json").exists()
+  # And our loader reads the export back to the same logits.
+  again = heads.TaskModel(pretrained.read_config(str(out)), kind, n,
+                          rngs=nnx.Rngs(3))
+  pretrained.load_encoder(again, str(out), with_head=True)
+  ref = np.load(os.path.join(folder, "expected.npz"))
+  np.testing.assert_array_equal(np.asarray(again(_batch(ref))),
+                                np.asarray(model(_batch(ref))))
+
+
+def test_export_loads_in_transformers_with_same_logits(tmp_path):
+  """The real check, where torch is installed (not in CI)."""
+  torch = pytest.importorskip("torch")
+  import transformers  # pylint: disable=import-outside-toplevel
+  classes = {"classification": transformers.BertForSequenceClassification,
+             "regression": transformers.BertForSequenceClassification,
+             "qa": transformers.BertForQuestionAnswering,
+             "tagging": transformers.BertForTokenClassification}
+  cfg = PRESETS["tiny"].replace(vocab_size=99, max_position_embeddings=64)
+  ref = np.load(os.path.join(TINY, "seq_cls", "expected.npz"))
+  for kind, n in [("classification", 3), ("regression", 1), ("qa", 2),
+                  ("tagging", 4)]:
+    model = heads.TaskModel(cfg, kind, n, rngs=nnx.Rngs(4))
+    out = tmp_path / kind
+    pretrained.export_hf(model, str(out), kind=kind, label_names=None,
+                         tokenizer_dir=None, config=cfg)
+    hf = classes[kind].from_pretrained(str(out)).eval()
+    with torch.no_grad():
+      res = hf(**{k: torch.tensor(v, dtype=torch.long)
+                  for k, v in _batch(ref).items()})
+    ours = np.asarray(model(_batch(ref)))
+    if kind == "qa":
+      theirs = np.stack([res.start_logits.numpy(), res.end_logits.numpy()], -1)
+    else:
+      theirs = res.logits.numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-4, err_msg=kind)
+
+
+@pytest.mark.parametrize("preset,count", [
+    # Encoder parameters (embeddings + layers + pooler), as in HF BertModel.
+    ("tiny", 1_011_360), ("minilm-l6", 22_713_216), ("base", 109_482_240),
+    ("large", 335_141_888)])
+def test_preset_parameter_counts(preset, count):
+  model = nnx.eval_shape(lambda: Bert(PRESETS[preset], rngs=nnx.Rngs(0)))
+  n = sum(np.prod(x.shape) for x in jax.tree.leaves(nnx.state(model)))
+  assert n == count
+
+
+def test_perturbation_is_additive_at_every_component():
+  """d(sum of outputs)/d(perturbation) equals a finite difference."""
+  cfg = PRESETS["tiny"]
+  model = Bert(cfg, rngs=nnx.Rngs(0))
+  ids = jnp.array([[101, 2023, 2003, 102, 0]], jnp.int32)
+  mask = (ids > 0).astype(jnp.int32)
+  names = component_names(cfg)
+  zeros = {c: jnp.zeros((1, cfg.hidden_size) if c == "pooler" else
+                        (1, 5, cfg.hidden_size)) for c in names}
+  base = model(ids, ids * 0, mask, perturb=zeros)
+  base_plain = model(ids, ids * 0, mask)
+  np.testing.assert_array_equal(base.pooler_output, base_plain.pooler_output)
+  for c in names:
+    bumped = dict(zeros)
+    bumped[c] = zeros[c].at[..., 3].set(1.0)
+    out = model(ids, ids * 0, mask, perturb=bumped)
+    # A bump at a component changes the pooler output.
+    assert np.abs(np.asarray(out.pooler_output - base.pooler_output)).max() > 0
+
+
+def test_config_rejects_approximate_gelu():
+  with pytest.raises(ValueError):
+    BertConfig.from_hf_dict({"hidden_act": "gelu_new"})
