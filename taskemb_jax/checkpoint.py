@@ -29,9 +29,8 @@ from taskemb_jax.errors import UserError
 LATEST, BEST = "checkpoints", "best"
 
 
-def _manager(workdir: str, which: str, read_only: bool = False):
-  options = ocp.CheckpointManagerOptions(max_to_keep=1, create=not read_only,
-                                         read_only=read_only,
+def _manager(workdir: str, which: str):
+  options = ocp.CheckpointManagerOptions(max_to_keep=1,
                                          enable_async_checkpointing=False)
   return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), which),
                                options=options)
@@ -49,10 +48,11 @@ def save(workdir: str, which: str, step: int, state: Any,
 
 
 def latest_step(workdir: str, which: str = LATEST) -> int | None:
-  if not os.path.isdir(os.path.join(workdir, which)):
-    return None
-  with _manager(workdir, which, read_only=True) as mngr:
-    return mngr.latest_step()
+  """The newest complete checkpoint's step (unfinished ones have tmp names)."""
+  folder = os.path.join(workdir, which)
+  steps = [int(d) for d in os.listdir(folder)
+           if d.isdigit()] if os.path.isdir(folder) else []
+  return max(steps) if steps else None
 
 
 def restore(workdir: str, which: str, target: nnx.State | None = None
@@ -66,7 +66,7 @@ def restore(workdir: str, which: str, target: nnx.State | None = None
   step = latest_step(workdir, which)
   if step is None:
     raise UserError(f"{os.path.join(workdir, which)}: no checkpoint found")
-  with _manager(workdir, which, read_only=True) as mngr:
+  with _manager(workdir, which) as mngr:
     if target is None:
       out = mngr.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))

@@ -69,11 +69,32 @@ def main(argv):
     sys.exit(2)
 
 
+def _parse_flags(argv):
+  """absl flag parsing with one-line errors (e.g. an unknown config field)."""
+  try:
+    argv = flags.FLAGS(argv)
+    _ = _CONFIG.value.stage  # Config files load lazily: fail here, in one line.
+    return argv
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+  except OSError as e:
+    print(f"error: {str(e).splitlines()[0]}: "
+          f"{' '.join(str(e).split()[-8:])}", file=sys.stderr)
+  except flags.Error as e:
+    print(f"error: {e}", file=sys.stderr)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # ml_collections raises these for --config.<unknown field>=... and for a
+    # value of the wrong type.
+    field = next((a.split("=")[0] for a in argv[1:]
+                  if a.startswith("--config.")), "--config")
+    print(f"error: {field}: {type(e).__name__}: {e} (not a field of the "
+          "config, or a value of the wrong type)", file=sys.stderr)
+  sys.exit(2)
+
+
 def entry_point():
-  # A missing/unknown --config or --config.field is reported by absl in one
-  # line (FATAL Flags parsing error) before main runs.
   flags.mark_flag_as_required("config")
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

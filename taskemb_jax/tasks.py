@@ -289,33 +289,14 @@ def _json_line(path: str, lineno: int, line: str) -> dict:
   return obj
 
 
-def split_by_hash(key: str, seed: int = 0,
-                  fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> str:
-  """Deterministic split of an example from a hash of its text `key`.
-
-  The same text always lands in the same split (also across corpora that
-  share it), so de-duplicated splits cannot leak into each other.
-  """
-  import hashlib  # pylint: disable=import-outside-toplevel
-  h = int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest(), 16) % 10000
-  bound = 0.0
-  for split, frac in zip(SPLITS, fractions):
-    bound += frac * 10000
-    if h < bound:
-      return split
-  return SPLITS[-1]
-
-
-def record_key(kind: str, record: Record) -> str:
-  """The normalised text that identifies a record (for splits and dedup)."""
+def record_text(kind: str, record: Record) -> str:
+  """The text that identifies a record (its split key is derived from it)."""
   if kind == "qa":
-    text = record["context"] + " || " + record["question"]
-  elif kind == "tagging":
-    text = " ".join(record["tokens"])
-  else:
-    text = record["text"] + (" || " + record["text_pair"]
-                             if record.get("text_pair") else "")
-  return " ".join(text.lower().split()).strip(".,;:!?'\"` ")
+    return record["context"] + " || " + record["question"]
+  if kind == "tagging":
+    return " ".join(record["tokens"])
+  return record["text"] + (" || " + record["text_pair"]
+                           if record.get("text_pair") else "")
 
 
 def local_task(path: str, kind: str, name: str | None = None) -> Task:
@@ -336,8 +317,10 @@ def local_task(path: str, kind: str, name: str | None = None) -> Task:
     def load_file(split, data_dir):
       del data_dir
       if not cache:
+        from taskemb_jax.bank import normalize_key, split_of  # pylint: disable=import-outside-toplevel
         for r in read_file(path, kind):
-          cache.setdefault(split_by_hash(record_key(kind, r)), []).append(r)
+          key = normalize_key(record_text(kind, r))
+          cache.setdefault(split_of(key), []).append(r)
       return cache.get(split, [])
     return Task(name=name, kind=kind, loader=load_file, source="local",
                 description=f"local file {path}")

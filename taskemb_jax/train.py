@@ -401,9 +401,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   history: list[dict[str, Any]] = []
   best: dict[str, Any] = {}
   start_step = 0
+  resumed_loss = [0.0, 0.0]  # Train-loss sums of a partly trained epoch.
   if checkpoint.latest_step(workdir) is not None:
     state, meta = checkpoint.restore(workdir, checkpoint.LATEST, state)
     start_step, history, best = meta["step"], meta["history"], meta["best"]
+    resumed_loss = meta.get("epoch_loss", [0.0, 0.0])
     logging.info("resumed from %s at step %d", workdir, start_step)
   state = sharding.put_replicated(state, mesh)
   steps = Steps(model, task.kind, mesh, optimizer)
@@ -413,7 +415,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   progress.done = start_step * config.batch_size
   step = start_step
   for epoch in range(start_step // max(steps_per_epoch, 1), config.num_epochs):
-    loss_sum, loss_count = 0.0, 0.0  # Device scalars, read once an epoch.
+    # Device scalars, read once an epoch (and at mid-epoch checkpoints).
+    loss_sum, loss_count = resumed_loss if step > epoch * steps_per_epoch \
+        else (0.0, 0.0)
     for i, batch in enumerate(global_batches(
         train, config.batch_size, config, shuffle=True,
         seed=config.seed, epoch=epoch)):
@@ -427,7 +431,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if (config.checkpoint_every_steps and step % config.checkpoint_every_steps
           == 0 and step % steps_per_epoch):
         checkpoint.save(workdir, checkpoint.LATEST, step, state,
-                        {"step": step, "history": history, "best": best})
+                        {"step": step, "history": history, "best": best,
+                         "epoch_loss": [float(loss_sum), float(loss_count)]})
     train_loss = float(loss_sum) / max(float(loss_count), 1.0)
     outputs = run_model(steps, state[0], val, config, task.kind)
     result = compute_metrics(task.kind, outputs, val, labels)

