@@ -83,8 +83,40 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 0
   # Also save the latest state every this many steps (0 = each epoch only).
   c.checkpoint_every_steps = 0
+  # Train only the task head, keeping the encoder fixed.
+  c.freeze_encoder = False
   # Devices of the mesh (-1 = all).
   c.num_devices = -1
+
+  # --- Task embeddings (textemb / taskemb stages) ---------------------------
+  # The task library the embeddings are written to (and ranked from).
+  c.library = "library"
+  # Replace embeddings that the library already holds for the task.
+  c.overwrite = False
+  c.embed = ml_collections.ConfigDict()
+  # Embed this many training examples drawn with embed.seed (0 = all).
+  c.embed.num_examples = 0
+  # Seed of that draw and of the sampled estimator.
+  c.embed.seed = 0
+  # TaskEmb's model: 'full' (fine-tuned), 'head' (only the head trained),
+  # 'none' (pretrained encoder, random head).
+  c.embed.finetune = "full"
+  # Workdir of a finished fine-tuning run to use ('' = fine-tune into
+  # <workdir>/finetune with this config's training fields).
+  c.embed.finetuned = ""
+  # Fisher estimator: empirical (gold labels) | sampled (model's predictive
+  # distribution) | original (the published code's batch-level estimator).
+  c.embed.estimator = "empirical"
+  # Label draws per example for the sampled estimator.
+  c.embed.num_samples = 4
+  # Standard deviation of the regression predictive distribution (sampled).
+  c.embed.sigma = 0.25
+  # Comma-separated components, or 'all' (see taskemb_jax.model).
+  c.embed.components = "all"
+  # Also the Fisher of every encoder parameter (per-example gradients; large).
+  c.embed.param_fisher = False
+  # Examples per vmap chunk of the parameter Fisher (bounds memory).
+  c.embed.param_chunk = 8
 
   # --- Prediction / export -------------------------------------------------
   # Input file for the predict stage ('' = eval_split of the task).

@@ -95,12 +95,13 @@ _ARCHITECTURES = {
 }
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+  """Nested dict -> {'a/b/c': leaf}."""
   out = {}
   for k, v in tree.items():
     path = f"{prefix}/{k}" if prefix else str(k)
     if isinstance(v, dict):
-      out.update(_flatten(v, path))
+      out.update(flatten(v, path))
     else:
       out[path] = v
   return out
@@ -130,7 +131,7 @@ def _match(path: str) -> tuple[tuple[str, ...], str] | None:
 def params_to_hf(params: dict) -> dict[str, np.ndarray]:
   """Our nested param dict (nnx.to_pure_dict) -> {HF tensor name: array}."""
   out = {}
-  for path, value in _flatten(params).items():
+  for path, value in flatten(params).items():
     found = _match(path)
     if found is None:
       raise KeyError(f"no Hugging Face name for parameter {path}")
@@ -165,7 +166,7 @@ def hf_to_params(tensors: dict[str, np.ndarray], template: dict,
       name = "bert." + name
     norm[name] = value
   out, missing = {}, []
-  for path, old in _flatten(template).items():
+  for path, old in flatten(template).items():
     names, conv = _match(path)
     if not all(n in norm for n in names):
       out[path] = old

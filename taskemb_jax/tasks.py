@@ -25,6 +25,7 @@ Tasks come from three places, all registered in ``TASKS`` by name:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from typing import Any, Callable, Iterable, Sequence
@@ -148,7 +149,10 @@ def read_jsonl(path: str, kind: str, *, labelled: bool = True) -> list[Record]:
       if labelled:
         raise DataError(f"{path}:{lineno}: field 'label' missing")
     elif kind == "regression":
-      if isinstance(label, bool) or not isinstance(label, (int, float)):
+      if isinstance(label, bool):
+        raise DataError(f"{path}:{lineno}: regression label {label!r} is "
+                        "not a number")
+      if not isinstance(label, (int, float)):
         try:
           label = float(label)
         except (TypeError, ValueError):
@@ -419,6 +423,8 @@ def _pair(a: str, b: str | None, labels: Sequence[str] | None):
     label = row["label"]
     if labels is None:
       label = float(label)
+      if label < 0:  # GLUE test rows: STS-B scores are 0..5, -1 = unlabelled.
+        return None
     else:
       if isinstance(label, str):
         if label not in labels:
@@ -447,14 +453,20 @@ def _mrqa(subset: str):
     del ds
     if row["subset"] != subset:
       return None
-    spans = row["detected_answers"]["char_spans"]
     ctx = row["context"]
-    answers = [{"text": ctx[s:e + 1], "answer_start": int(s)}
-               for s, e in zip(spans["start"], spans["end"])]
+    answers = []
+    # detected_answers is Sequence({text, char_spans: Sequence({start, end})}),
+    # i.e. {"text": [...], "char_spans": [{"start": [...], "end": [...]}, ...]}
+    # with one char_spans entry per detected answer (one span per occurrence).
+    for spans in row["detected_answers"]["char_spans"]:
+      for s, e in zip(spans["start"], spans["end"]):
+        if 0 <= s <= e < len(ctx):
+          answers.append({"text": ctx[s:e + 1], "answer_start": int(s)})
+          break  # First occurrence of each detected answer.
     if not answers:
       return None
     return {"id": str(row["qid"]), "question": row["question"],
-            "context": ctx, "answers": answers[:1]}
+            "context": ctx, "answers": answers}
   return convert
 
 
@@ -474,7 +486,8 @@ def _boolq(row, ds) -> Record:
   # "yes. no. " and the answer is the span "yes" (0) or "no" (5).
   del ds
   yes = bool(row["answer"])
-  return {"id": str(abs(hash(row["question"] + row["passage"]))),
+  key = (row["question"] + "\n" + row["passage"]).encode("utf-8")
+  return {"id": hashlib.sha1(key).hexdigest()[:16],
           "question": row["question"], "context": "yes. no. " + row["passage"],
           "answers": [{"text": "yes" if yes else "no",
                        "answer_start": 0 if yes else 5}]}
@@ -484,7 +497,9 @@ def _drop(row, ds) -> Record | None:
   # DROP answers are spans, numbers or dates; only span answers that occur
   # verbatim in the passage are kept (the extractive subset).
   del ds
-  answers = _found(row["passage"], row["answers_spans"]["spans"][:1])
+  spans = [s for s, t in zip(row["answers_spans"]["spans"],
+                             row["answers_spans"]["types"]) if t == "span"]
+  answers = _found(row["passage"], spans[:1])
   if not answers:
     return None
   return {"id": str(row["query_id"]), "question": row["question"],
@@ -493,15 +508,31 @@ def _drop(row, ds) -> Record | None:
 
 def _duorc(row, ds) -> Record | None:
   del ds
-  answers = [] if row["no_answer"] else _found(row["plot"], row["answers"][:1])
+  answers = [] if row["no_answer"] else _found(row["plot"], row["answers"])
   if not answers and not row["no_answer"]:
     return None  # Free-form answer not in the plot.
   return {"id": str(row["question_id"]), "question": row["question"],
           "context": row["plot"], "answers": answers}
 
 
+def _ud_xpos(row, ds) -> Record:
+  # The hub's UD rows hold every CoNLL-U line of a sentence, including
+  # multiword-token ranges ("1-2 don't", XPOS "_") and enhanced-graph empty
+  # nodes ("8.1", copies of another word). Neither is a word of the sentence;
+  # both have an empty HEAD (stored as the string "None").
+  del ds
+  keep = [i for i, (head, xpos) in enumerate(zip(row["head"], row["xpos"]))
+          if head not in ("None", "_") and xpos not in (None, "_")]
+  if not keep:
+    return None
+  return {"tokens": [row["tokens"][i] for i in keep],
+          "tags": [row["xpos"][i] for i in keep]}
+
+
 def _tags(field: str):
   def convert(row, ds):
+    if not row["tokens"]:  # CoNLL-2000's loader ends each split with one.
+      return None
     names = _class_names(ds, field)
     tags = [names[t] if names else str(t) for t in row[field]]
     return {"tokens": list(row["tokens"]), "tags": tags}
@@ -583,7 +614,7 @@ for _name, _why, _size in [
 register(Task(
     name="pos-ewt", kind="tagging", metric="accuracy", size=12543,
     source="hub:universal_dependencies/en_ewt",
-    loader=hub_loader("universal_dependencies", "en_ewt", _tags("xpos"),
+    loader=hub_loader("universal_dependencies", "en_ewt", _ud_xpos,
                       local_name="pos-ewt", kind="tagging"),
     description="English Web Treebank POS (PTB tags)"))
 register(Task(

@@ -124,10 +124,19 @@ def create_optimizer(config: ml_collections.ConfigDict,
       [optax.linear_schedule(0.0, config.learning_rate, max(warmup, 1)),
        optax.linear_schedule(config.learning_rate, 0.0,
                              max(num_train_steps - warmup, 1))], [warmup])
-  return optax.chain(
+  tx = optax.chain(
       optax.clip_by_global_norm(config.max_grad_norm),
       optax.adamw(schedule, b1=0.9, b2=0.999, eps=config.adam_epsilon,
                   weight_decay=config.weight_decay, mask=decay_mask))
+  if config.get("freeze_encoder", False):
+    # Train the head only (TaskEmb's 'head' mode): encoder updates are zero.
+    def label(params):
+      return jax.tree_util.tree_map_with_path(
+          lambda path, _: ("frozen" if getattr(path[0], "key", None) == "bert"
+                           else "train"), params)
+    tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()},
+                               label)
+  return tx
 
 
 # ----------------------------------------------------------------------------
@@ -459,6 +468,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 # ----------------------------------------------------------------------------
 # Loading a fine-tuned run; prediction.
 # ----------------------------------------------------------------------------
+
+
+def is_finished(workdir: str, num_epochs: int) -> bool:
+  """Whether the run in `workdir` completed `num_epochs` epochs."""
+  path = os.path.join(workdir, "metrics.json")
+  if not os.path.exists(path):
+    return False
+  with open(path) as f:
+    return len(json.load(f).get("history", [])) >= num_epochs
 
 
 def load_finetuned(workdir: str, which: str = checkpoint.BEST,
