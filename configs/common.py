@@ -3,21 +3,12 @@
   python -m taskemb_jax.main --config=configs/common.py --config.task=mr-polarity \
       --workdir=/tmp/mr
 
-Per-family defaults of Vu et al. (2020) live in `FAMILY_DEFAULTS` and are
-applied by `configs/task.py` (``--config=configs/task.py:<task name>``).
+Per-class defaults of Vu et al. (2020) live in
+`taskemb_jax.tasks.FAMILY_DEFAULTS` and are applied by `configs/task.py`
+(``--config=configs/task.py:<task name>``).
 """
 
 import ml_collections
-
-# The paper's fine-tuning settings per task class.
-FAMILY_DEFAULTS = {
-    "classification": dict(learning_rate=2e-5, batch_size=32, num_epochs=3,
-                           max_length=128),
-    "qa": dict(learning_rate=3e-5, batch_size=12, num_epochs=3,
-               max_length=384),
-    "tagging": dict(learning_rate=5e-5, batch_size=32, num_epochs=6,
-                    max_length=128),
-}
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -85,6 +76,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 0
   # Train only the task head, keeping the encoder fixed.
   c.freeze_encoder = False
+  # Persistent XLA compilation cache ('' = off); repeated runs skip compiles.
+  c.compilation_cache = "~/.cache/taskemb_jax/xla"
   # Devices of the mesh (-1 = all).
   c.num_devices = -1
 
@@ -117,6 +110,37 @@ def get_config() -> ml_collections.ConfigDict:
   c.embed.param_fisher = False
   # Examples per vmap chunk of the parameter Fisher (bounds memory).
   c.embed.param_chunk = 8
+
+  # --- Transfer sweep (transfer stage) -------------------------------------
+  c.transfer = ml_collections.ConfigDict()
+  # Name of the data regime, recorded in the matrix (e.g. LIMITED->LIMITED).
+  c.transfer.regime = "LIMITED->LIMITED"
+  # Comma-separated source tasks.
+  c.transfer.sources = ""
+  # Comma-separated target tasks ('' = the sources).
+  c.transfer.targets = ""
+  # Training examples of a source / a target run (0 = FULL; LIMITED = 1000).
+  c.transfer.source_examples = 1000
+  c.transfer.target_examples = 1000
+  # Random restarts of every target run (seeds 0..R-1).
+  c.transfer.restarts = 3
+  # Seed of the (single) fine-tuning run of each source.
+  c.transfer.source_seed = 0
+  # Split the target metric is reported on (best validation epoch's model).
+  c.transfer.eval_split = "test"
+  # Score on at most this many examples of that split (0 = all).
+  c.transfer.max_eval_examples = 0
+  # Keep the checkpoints of target runs (off: only result.json stays).
+  c.transfer.keep_checkpoints = False
+  # This worker's share of the runs, 'i/n' (run n workers for i = 0..n-1).
+  c.transfer.shard = "0/1"
+  # Fields set for every run after the per-class defaults, as
+  # "field=value,field=value" (e.g. "num_epochs=2,max_length=64").
+  c.transfer.overrides = ""
+  # Per-class overrides on top of those, same form.
+  c.transfer.classification_overrides = ""
+  c.transfer.qa_overrides = ""
+  c.transfer.tagging_overrides = ""
 
   # --- Prediction / export -------------------------------------------------
   # Input file for the predict stage ('' = eval_split of the task).

@@ -7,10 +7,11 @@ Expected: about 84% matched accuracy with BERT-base after 3 epochs.
 """
 
 from configs import common
+from taskemb_jax.tasks import FAMILY_DEFAULTS
 
 
 def get_config():
   c = common.get_config()
   c.task = "mnli"
-  c.update(common.FAMILY_DEFAULTS["classification"])
+  c.update(FAMILY_DEFAULTS["classification"])
   return c

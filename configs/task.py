@@ -16,5 +16,5 @@ def get_config(task: str = "mr-polarity"):
   c = common.get_config()
   c.task = task
   family = tasks.get_task(task).family
-  c.update(common.FAMILY_DEFAULTS[family])
+  c.update(tasks.FAMILY_DEFAULTS[family])
   return c

@@ -60,6 +60,7 @@ def main(argv):
   logging.get_absl_handler().addFilter(_QuietLibraries())
   from taskemb_jax import sharding  # pylint: disable=import-outside-toplevel
   sharding.maybe_initialize_distributed()
+  sharding.configure_jax(_CONFIG.value)
   logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__,
                jax.process_index(), jax.process_count(), jax.devices())
   try:

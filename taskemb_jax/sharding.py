@@ -40,6 +40,14 @@ def maybe_initialize_distributed() -> None:
                  jax.process_count())
 
 
+def configure_jax(config) -> None:
+  """Process-wide JAX settings of a run: the persistent compilation cache."""
+  cache = config.get("compilation_cache", "")
+  if cache:
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def make_mesh(num_devices: int = -1) -> Mesh:
   """A 1-D mesh named ``data`` over all (or the first `num_devices`) devices."""
   devices = jax.devices()

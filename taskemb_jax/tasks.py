@@ -42,6 +42,16 @@ DEFAULT_METRIC = {
     "tagging": "accuracy",
 }
 
+# The paper's fine-tuning settings per task class.
+FAMILY_DEFAULTS = {
+    "classification": dict(learning_rate=2e-5, batch_size=32, num_epochs=3,
+                           max_length=128),
+    "qa": dict(learning_rate=3e-5, batch_size=12, num_epochs=3,
+               max_length=384),
+    "tagging": dict(learning_rate=5e-5, batch_size=32, num_epochs=6,
+                    max_length=128),
+}
+
 Record = dict[str, Any]
 # loader(split, data_dir) -> records of that split.
 Loader = Callable[[str, str | None], list[Record]]

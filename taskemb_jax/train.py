@@ -470,6 +470,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 # ----------------------------------------------------------------------------
 
 
+def evaluate_run(workdir: str, config: ml_collections.ConfigDict, split: str,
+                 max_examples: int = 0) -> dict[str, float]:
+  """Metrics of the best checkpoint of the run in `workdir` on `split`."""
+  model, info, tokenizer = load_finetuned(workdir, dtype=config.dtype)
+  task = tasks_lib.get_task(info["task"])
+  labels = info["labels"]
+  cfg = config.copy_and_resolve_references()
+  with cfg.unlocked():
+    cfg.max_length = info["max_length"]
+  data = load_split(task, split, cfg, tokenizer, labels,
+                    max_examples=max_examples, seed=0)
+  mesh = sharding.make_mesh(config.num_devices)
+  steps = Steps(model, info["kind"], mesh)
+  outputs = run_model(steps, sharding.put_replicated(nnx.state(model), mesh),
+                      data, cfg, info["kind"], name=split)
+  return compute_metrics(info["kind"], outputs, data, labels)
+
+
 def is_finished(workdir: str, num_epochs: int) -> bool:
   """Whether the run in `workdir` completed `num_epochs` epochs."""
   path = os.path.join(workdir, "metrics.json")
