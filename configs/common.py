@@ -111,6 +111,20 @@ def get_config() -> ml_collections.ConfigDict:
   # Examples per vmap chunk of the parameter Fisher (bounds memory).
   c.embed.param_chunk = 8
 
+  # --- Ranking (rank stage) -------------------------------------------------
+  c.rank = ml_collections.ConfigDict()
+  # textemb | taskemb | textemb+taskemb | taskemb:<component> | datasize |
+  # random.
+  c.rank.method = "textemb+taskemb"
+  # Comma-separated TaskEmb components to fuse ('' = all shared ones).
+  c.rank.components = ""
+  # Sources of any class ('all') or of the target's class only ('in-class').
+  c.rank.scope = "all"
+  # The k of reciprocal rank fusion, sum of 1 / (k + rank).
+  c.rank.rrf_k = 60.0
+  # Seed of the random baseline.
+  c.rank.seed = 0
+
   # --- Transfer sweep (transfer stage) -------------------------------------
   c.transfer = ml_collections.ConfigDict()
   # Name of the data regime, recorded in the matrix (e.g. LIMITED->LIMITED).
@@ -141,6 +155,22 @@ def get_config() -> ml_collections.ConfigDict:
   c.transfer.classification_overrides = ""
   c.transfer.qa_overrides = ""
   c.transfer.tagging_overrides = ""
+
+  # --- Evaluation of rankings (evaluate stage) -----------------------------
+  c.evaluate = ml_collections.ConfigDict()
+  # Comma-separated transfer matrices (files or transfer workdirs; '' = the
+  # workdir).
+  c.evaluate.matrices = ""
+  # Methods to evaluate; 'taskemb:*' = every TaskEmb component alone.
+  c.evaluate.methods = ("textemb,taskemb,textemb+taskemb,taskemb:*,datasize,"
+                        "random,logme")
+  # NDCG relevance: 'metric' (target metric after transfer) or 'gain'
+  # (relative gain over no intermediate task, clipped at 0).
+  c.evaluate.relevance = "metric"
+  # Random orders averaged for the random baseline.
+  c.evaluate.random_draws = 1000
+  # LogME: examples of the target's training data embedded per source.
+  c.evaluate.logme_examples = 1000
 
   # --- Prediction / export -------------------------------------------------
   # Input file for the predict stage ('' = eval_split of the task).

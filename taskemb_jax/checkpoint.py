@@ -90,6 +90,15 @@ def write_json(path: str, obj: Any) -> None:
   os.replace(tmp, path)
 
 
+def read_json(path: str) -> Any:
+  """Reads a JSON file; a malformed one is a UserError naming file and line."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise UserError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+
+
 def _json_default(x):
   if isinstance(x, (np.generic,)):
     return x.item()

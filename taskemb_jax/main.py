@@ -32,7 +32,7 @@ STAGES = {
     "taskemb": "taskemb_jax.embeddings:taskemb_stage",
     "rank": "taskemb_jax.rank:rank_stage",
     "transfer": "taskemb_jax.transfer:transfer_stage",
-    "evaluate": "taskemb_jax.transfer:evaluate_stage",
+    "evaluate": "taskemb_jax.evaluation:evaluate_stage",
     "report": "taskemb_jax.report:report_stage",
     "demo": "taskemb_jax.demo:demo_stage",
     "list": "taskemb_jax.tasks:list_stage",

@@ -49,7 +49,8 @@ def _names(spec: str) -> list[str]:
   return [n.strip() for n in spec.split(",") if n.strip()]
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+  """A folder name for a task name (user tasks hold '/' and ':')."""
   return "".join(c if c.isalnum() or c in "-._" else "_" for c in name)
 
 
@@ -158,13 +159,13 @@ def transfer_stage(config: ml_collections.ConfigDict,
   logging.info("transfer sweep: %d runs, %d for worker %d/%d", len(runs),
                len(mine), worker, workers)
   for k, (target, source, r) in enumerate(mine):
-    run_dir = os.path.join(workdir, "runs", _safe(target), _safe(source),
+    run_dir = os.path.join(workdir, "runs", safe_name(target), safe_name(source),
                            f"seed{r}")
     if _finished_result(run_dir) is not None:
       continue
     init = ""
     if source != BASELINE:
-      init = os.path.join(workdir, "sources", _safe(source))
+      init = os.path.join(workdir, "sources", safe_name(source))
       src_cfg = run_config(config, source, examples=t.source_examples,
                            seed=t.source_seed)
       _run(src_cfg, init, keep_checkpoints=True)
@@ -194,8 +195,8 @@ def merge(config, workdir: str) -> dict[str, Any]:
     for src in [BASELINE] + [s for s in sources if s != tgt]:
       scores = []
       for r in range(config.transfer.restarts):
-        res = _finished_result(os.path.join(workdir, "runs", _safe(tgt),
-                                            _safe(src), f"seed{r}"))
+        res = _finished_result(os.path.join(workdir, "runs", safe_name(tgt),
+                                            safe_name(src), f"seed{r}"))
         if res is not None:
           scores.append(float(res["score"]))
       if len(scores) < config.transfer.restarts:

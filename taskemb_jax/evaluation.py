@@ -1,0 +1,208 @@
+"""Scoring rankings against measured transfer: the `evaluate` stage.
+
+For every target of a transfer matrix and every ranking method, the sources
+measured for that target are ranked and compared with their measured
+transfer (mean over restarts):
+
+* ρ: the 1-based position of the truly best source in the predicted ranking
+  (`ranking.rank_of_best`), averaged over targets (lower is better);
+* NDCG over the full ranking with relevance = the target metric after
+  transfer, or with ``evaluate.relevance = "gain"`` the relative gain clipped
+  at 0 (negative metrics are clipped at 0 too, as NDCG needs relevance >= 0);
+* Regret@k for k = 1, 3, 5: (best achievable - best in the top k) / best
+  achievable (skipped for a target whose best metric is <= 0);
+* Spearman correlation of predicted scores and measured transfer.
+
+Each is computed all-class (every measured source) and in-class (sources of
+the target's class). The random baseline is averaged over many draws. The
+spread over restarts: every metric is recomputed with each restart's results
+alone as the ground truth, and their standard deviation reported.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence
+
+import ml_collections
+import numpy as np
+from absl import logging
+
+from taskemb_jax import checkpoint
+from taskemb_jax import library as library_lib
+from taskemb_jax import rank as rank_lib
+from taskemb_jax import ranking
+from taskemb_jax import transfer
+from taskemb_jax.errors import ConfigError, LibraryError
+
+KS = (1, 3, 5)
+
+
+def score_ranking(true: np.ndarray, scores: np.ndarray, relevance: np.ndarray
+                  ) -> dict[str, float]:
+  """All ranking metrics of one target. true/scores/relevance: [sources]."""
+  out = {"rho": ranking.rank_of_best(true, scores),
+         "ndcg": ranking.ndcg(np.maximum(relevance, 0.0), scores),
+         "spearman": ranking.spearman(scores, true)}
+  if true.max() > 0:
+    for k in KS:
+      out[f"regret@{k}"] = ranking.regret_at_k(true, scores, k)
+  return out
+
+
+def _mean(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
+  keys = sorted({k for r in rows for k in r})
+  return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
+
+
+def expand_methods(spec: str, components: Sequence[str]) -> list[str]:
+  """'taskemb:*' -> one method per component; other names kept."""
+  out = []
+  for m in filter(None, (x.strip() for x in spec.split(","))):
+    if m == "taskemb:*":
+      out += [f"taskemb:{c}" for c in components]
+    else:
+      out.append(m)
+  return out
+
+
+def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
+                    *, relevance: str = "metric", random_draws: int = 1000,
+                    logme: Mapping[str, Mapping[str, float]] | None = None,
+                    rrf_k: float = 60.0, components: Sequence[str] = ()
+                    ) -> dict[str, Any]:
+  """Evaluates every method on one transfer matrix (one data regime)."""
+  if relevance not in ("metric", "gain"):
+    raise ConfigError(f"config.evaluate.relevance={relevance!r}; use "
+                      "'metric' or 'gain'")
+  loaded = {n: library_lib.load(lib, n) for n in library_lib.tasks(lib)}
+  results: dict[str, Any] = {"regime": matrix["regime"], "per_target": {},
+                             "mean": {}, "restart_std": {}}
+  per_method: dict[tuple[str, str], list] = {}
+  per_restart: dict[tuple[str, str, int], list] = {}
+  for tgt in matrix["targets"]:
+    cells = matrix["pairs"].get(tgt, {})
+    base = matrix["baseline"].get(tgt)
+    if tgt not in loaded:
+      raise LibraryError(f"target {tgt!r} of the transfer matrix is not in "
+                         f"the library {lib}")
+    family = loaded[tgt]["entry"]["family"]
+    for scope in ("all", "in-class"):
+      names = sorted(s for s in cells if s in loaded and (
+          scope == "all" or loaded[s]["entry"]["family"] == family))
+      if len(names) < 2:
+        continue
+      true = np.array([cells[s]["mean"] for s in names])
+      rel = true if relevance == "metric" else np.array(
+          [cells[s].get("gain", 0.0) for s in names])
+      sources = {s: loaded[s] for s in names}
+      for method in methods:
+        if method == "random":
+          draws = [score_ranking(true, np.random.default_rng(d).random(
+              len(names)), rel) for d in range(random_draws)]
+          res = _mean(draws)
+        else:
+          pre = logme.get(tgt) if (logme and method == "logme") else None
+          if method == "logme" and pre is None:
+            continue
+          sc = rank_lib.method_scores(method, loaded[tgt], sources,
+                                      components=components, rrf_k=rrf_k,
+                                      precomputed=pre)
+          scores = np.array([sc[s] for s in names])
+          res = score_ranking(true, scores, rel)
+          runs = min(len(cells[s]["runs"]) for s in names)
+          for r in range(runs):
+            t_r = np.array([cells[s]["runs"][r] for s in names])
+            rel_r = t_r
+            if relevance == "gain" and base:
+              b = base["runs"][r] if r < len(base["runs"]) else base["mean"]
+              rel_r = np.maximum((t_r - b) / abs(b) if b else t_r * 0, 0.0)
+            per_restart.setdefault((scope, method, r), []).append(
+                score_ranking(t_r, scores, rel_r))
+        results["per_target"].setdefault(tgt, {}).setdefault(scope, {})[
+            method] = res
+        per_method.setdefault((scope, method), []).append(res)
+  for (scope, method), rows in per_method.items():
+    results["mean"].setdefault(scope, {})[method] = _mean(rows)
+    restarts = sorted(r for (s, m, r) in per_restart if s == scope and
+                      m == method)
+    if len(restarts) > 1:
+      means = [_mean(per_restart[(scope, method, r)]) for r in restarts]
+      results["restart_std"].setdefault(scope, {})[method] = {
+          k: float(np.std([m[k] for m in means], ddof=1)) for k in means[0]}
+  results["num_targets"] = {s: len(rows) for (s, m), rows in
+                            per_method.items() if m == methods[0]}
+  return results
+
+
+def markdown(evaluations: Sequence[Mapping[str, Any]],
+             methods: Sequence[str]) -> str:
+  """The paper's table (methods x regimes, ρ and NDCG, in-/all-class)."""
+  lines = ["| method | " + " | ".join(
+      f"{e['regime']} {scope} ρ ↓ | {e['regime']} {scope} NDCG ↑"
+      for e in evaluations for scope in ("in-class", "all")) + " |"]
+  lines.append("|---|" + "---|" * (4 * len(evaluations)))
+  for m in methods:
+    cells = []
+    for e in evaluations:
+      for scope in ("in-class", "all"):
+        r = e["mean"].get(scope, {}).get(m)
+        sd = e["restart_std"].get(scope, {}).get(m, {})
+        if r is None:
+          cells += ["", ""]
+          continue
+        cells.append(f"{r['rho']:.2f}" + (f" ± {sd['rho']:.2f}" if sd else ""))
+        cells.append(f"{100 * r['ndcg']:.1f}" +
+                     (f" ± {100 * sd['ndcg']:.1f}" if sd else ""))
+    lines.append(f"| {m} | " + " | ".join(cells) + " |")
+  lines += ["", "| method | regime | scope | Regret@1 | Regret@3 | Regret@5 | "
+            "Spearman |", "|---|---|---|---|---|---|---|"]
+  for m in methods:
+    for e in evaluations:
+      for scope in ("in-class", "all"):
+        r = e["mean"].get(scope, {}).get(m)
+        if r is None:
+          continue
+        lines.append(
+            f"| {m} | {e['regime']} | {scope} | " + " | ".join(
+                f"{100 * r[k]:.1f}%" if k in r else "" for k in
+                ("regret@1", "regret@3", "regret@5")) +
+            f" | {r['spearman']:.2f} |")
+  return "\n".join(lines) + "\n"
+
+
+def evaluate_stage(config: ml_collections.ConfigDict,
+                   workdir: str) -> list[dict[str, Any]]:
+  """Writes evaluation.json and evaluation.md for every transfer matrix."""
+  e = config.evaluate
+  paths = [p for p in e.matrices.split(",") if p] or [workdir]
+  evaluations = []
+  lib = config.library
+  names = library_lib.tasks(lib)
+  comps = rank_lib.shared_components([library_lib.load(lib, n)
+                                      for n in names]) if names else []
+  methods = expand_methods(e.methods, comps)
+  rank_comps = [c for c in config.rank.components.split(",") if c]
+  for path in paths:
+    matrix = transfer.read_matrix(path)
+    logme = None
+    if "logme" in methods:
+      from taskemb_jax import logme_scores  # pylint: disable=import-outside-toplevel
+      logme = logme_scores.scores_for_matrix(config, matrix, path)
+    evaluations.append(evaluate_matrix(
+        matrix, lib, methods, relevance=e.relevance,
+        random_draws=e.random_draws, logme=logme, rrf_k=config.rank.rrf_k,
+        components=rank_comps))
+  out_dir = workdir or "."
+  os.makedirs(out_dir, exist_ok=True)
+  checkpoint.write_json(os.path.join(out_dir, "evaluation.json"),
+                        {"methods": methods, "relevance": e.relevance,
+                         "evaluations": evaluations})
+  table = markdown(evaluations, methods)
+  with open(os.path.join(out_dir, "evaluation.md.tmp"), "w") as f:
+    f.write(table)
+  os.replace(os.path.join(out_dir, "evaluation.md.tmp"),
+             os.path.join(out_dir, "evaluation.md"))
+  print(table)
+  logging.info("wrote %s", os.path.join(out_dir, "evaluation.json"))
+  return evaluations

@@ -1,0 +1,219 @@
+"""Ranking source tasks for a target: the `rank` stage and its methods.
+
+Methods (`method_scores`):
+
+* ``textemb``: cosine similarity of TextEmb vectors;
+* ``taskemb:<component>``: cosine similarity of one TaskEmb component;
+* ``taskemb``: reciprocal rank fusion (RRF) of the per-component rankings
+  over `components` (default: the components every task has);
+* ``textemb+taskemb``: RRF of the TextEmb and the fused TaskEmb rankings;
+* ``datasize``: larger source first (its number of training examples);
+* ``random``: a seeded random order;
+* ``logme``: LogME of each fine-tuned source model's features on the target
+  data (`taskemb_jax.logme_scores`), the one method that needs the source
+  models themselves.
+
+The `rank` stage takes a target that is in the library, or any task (a
+registry name or ``<kind>:<path>``) that it embeds first with the library's
+recorded options, and writes ranking.json plus a table on the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence
+
+import ml_collections
+import numpy as np
+from absl import logging
+
+from taskemb_jax import checkpoint
+from taskemb_jax import embeddings
+from taskemb_jax import library as library_lib
+from taskemb_jax import ranking
+from taskemb_jax import train as train_lib
+from taskemb_jax.errors import ConfigError, LibraryError
+
+BASIC_METHODS = ("textemb", "taskemb", "textemb+taskemb", "datasize",
+                 "random")
+
+
+def shared_components(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+  """TaskEmb components present in every entry, in the model's order."""
+  sets = [set(e["taskemb"]) for e in entries]
+  common = set.intersection(*sets) if sets else set()
+  order = {"embeddings": -1, "pooler": 10**6}
+
+  def key(c):
+    if c in order:
+      return (order[c], c)
+    layer, part = c.split("/")
+    return (int(layer.split("_")[1]) * 2 + (part == "output"), c)
+  return sorted(common, key=key)
+
+
+def _cosine(target: np.ndarray, sources: Mapping[str, np.ndarray]
+            ) -> dict[str, float]:
+  names = list(sources)
+  scores = ranking.cosine_scores(np.asarray(target, np.float64),
+                                 np.stack([sources[n] for n in names]))
+  return dict(zip(names, map(float, scores)))
+
+
+def method_scores(method: str, target: Mapping[str, Any],
+                  sources: Mapping[str, Mapping[str, Any]], *,
+                  components: Sequence[str] = (), rrf_k: float = 60.0,
+                  seed: int = 0,
+                  precomputed: Mapping[str, float] | None = None
+                  ) -> dict[str, float]:
+  """Scores of every source for the target (higher = transfer better).
+
+  `target` and `sources` are `library.load` results ({'entry', 'textemb',
+  'taskemb'}). Embedding methods check that the embeddings compare
+  (`library.check_compatible`).
+  """
+  names = sorted(sources)
+  entries = [target["entry"]] + [sources[n]["entry"] for n in names]
+  if method == "textemb":
+    library_lib.check_compatible(entries, "textemb")
+    return _cosine(target["textemb"], {n: sources[n]["textemb"]
+                                       for n in names})
+  if method.startswith("taskemb:"):
+    library_lib.check_compatible(entries, "taskemb")
+    comp = method.split(":", 1)[1]
+    missing = [e["entry"]["name"] for e in [target, *sources.values()]
+               if comp not in e["taskemb"]]
+    if missing:
+      raise LibraryError(f"TaskEmb component {comp!r} missing for "
+                         f"{', '.join(missing)}")
+    return _cosine(target["taskemb"][comp],
+                   {n: sources[n]["taskemb"][comp] for n in names})
+  if method == "taskemb":
+    comps = list(components) or shared_components(
+        [target] + [sources[n] for n in names])
+    if not comps:
+      raise LibraryError("no TaskEmb component is shared by all tasks")
+    rankings = [ranking.rank_order(method_scores(
+        f"taskemb:{c}", target, sources)) for c in comps]
+    return ranking.reciprocal_rank_fusion(rankings, k=rrf_k)
+  if method == "textemb+taskemb":
+    rankings = [ranking.rank_order(method_scores(m, target, sources,
+                                                 components=components,
+                                                 rrf_k=rrf_k))
+                for m in ("textemb", "taskemb")]
+    return ranking.reciprocal_rank_fusion(rankings, k=rrf_k)
+  if method == "datasize":
+    return {n: float(sources[n]["entry"].get("num_examples") or 0)
+            for n in names}
+  if method == "random":
+    rng = np.random.default_rng([seed, sum(map(ord, target["entry"]["name"]))])
+    return dict(zip(names, map(float, rng.random(len(names)))))
+  if method == "logme":
+    if precomputed is None:
+      raise ConfigError("method 'logme' needs precomputed scores")
+    return {n: float(precomputed[n]) for n in names}
+  raise ConfigError(f"unknown ranking method {method!r}; use one of "
+                    f"{', '.join(BASIC_METHODS)}, taskemb:<component> or "
+                    "logme")
+
+
+def ranked_table(target: str, scores: Mapping[str, float],
+                 entries: Mapping[str, Mapping[str, Any]],
+                 extra: Mapping[str, str] | None = None) -> str:
+  """A plain-text table of the ranking (rank, source, class, score, ...)."""
+  order = ranking.rank_order(scores)
+  lines = [f"Sources ranked for target {target!r}:",
+           f"{'rank':>4}  {'source':<24} {'class':<15} {'score':>9}  "
+           f"{'examples':>8}" + ("  " + (extra or {}).get("_header", "")
+                                 if extra else "")]
+  for i, name in enumerate(order, 1):
+    e = entries[name]
+    row = (f"{i:>4}  {name[:24]:<24} {e['family']:<15} {scores[name]:>9.4f}  "
+           f"{e.get('num_examples', 0):>8}")
+    if extra:
+      row += "  " + extra.get(name, "")
+    lines.append(row)
+  return "\n".join(lines)
+
+
+def _embed_target(config, workdir: str, lib: str, sources) -> str:
+  """Embeds a target that is not in the library; returns its library path.
+
+  The target is embedded into <workdir>/target_library with the options the
+  library recorded (base model, estimator, fine-tuning mode, lengths), so
+  that it compares with the sources.
+  """
+  ref = next(iter(sources.values()))["entry"]
+  cfg = config.copy_and_resolve_references()
+  target_lib = os.path.join(workdir, "target_library")
+  with cfg.unlocked():
+    cfg.library = target_lib
+    cfg.overwrite = True
+    if "textemb" in ref:
+      cfg.max_length = ref["textemb"]["max_length"]
+    if "taskemb" in ref:
+      t = ref["taskemb"]
+      cfg.embed.estimator = t["estimator"]
+      cfg.embed.finetune = t["finetune"]
+      cfg.embed.num_samples = t["num_samples"]
+      cfg.embed.sigma = t["sigma"]
+      cfg.max_length = t["max_length"]
+      cfg.dtype = t["dtype"]
+  base = embeddings.base_fingerprints(train_lib.model_spec(cfg))
+  if base != ref["base"]:
+    raise LibraryError(
+        f"config.model={config.model!r} is not the base model of library "
+        f"{lib} ({ref.get('model')}); set --config.model to it")
+  if "textemb" in ref:
+    embeddings.textemb_stage(cfg, workdir)
+  if "taskemb" in ref:
+    embeddings.taskemb_stage(cfg, os.path.join(workdir, "target"))
+  return target_lib
+
+
+def rank_stage(config: ml_collections.ConfigDict,
+               workdir: str) -> dict[str, Any]:
+  """Ranks the library's tasks as sources for config.task."""
+  lib = config.library
+  names = library_lib.tasks(lib)
+  target_name = config.task
+  r = config.rank
+  scope = r.scope
+  sources = {n: library_lib.load(lib, n) for n in names if n != target_name}
+  if not sources:
+    raise LibraryError(f"{lib}: no source tasks besides {target_name!r}")
+  if target_name in names:
+    target = library_lib.load(lib, target_name)
+  else:
+    if not workdir:
+      raise ConfigError(f"target {target_name!r} is not in {lib}: embedding "
+                        "it needs --workdir")
+    target = library_lib.load(_embed_target(config, workdir, lib, sources),
+                              target_name)
+  if scope == "in-class":
+    fam = target["entry"]["family"]
+    sources = {n: s for n, s in sources.items()
+               if s["entry"]["family"] == fam}
+  elif scope != "all":
+    raise ConfigError(f"config.rank.scope={scope!r}; use 'all' or 'in-class'")
+  comps = [c for c in r.components.split(",") if c]
+  scores = method_scores(r.method, target, sources, components=comps,
+                         rrf_k=r.rrf_k, seed=r.seed)
+  order = ranking.rank_order(scores)
+  entries = {n: s["entry"] for n, s in sources.items()}
+  result = {
+      "target": target_name, "method": r.method, "scope": scope,
+      "library": os.path.abspath(lib),
+      "components": comps or (shared_components(
+          [target] + list(sources.values())) if "taskemb" in r.method
+                               else []),
+      "sources": [{"name": n, "rank": i, "score": scores[n],
+                   "family": entries[n]["family"],
+                   "num_examples": entries[n].get("num_examples")}
+                  for i, n in enumerate(order, 1)]}
+  print(ranked_table(target_name, scores, entries))
+  if workdir:
+    os.makedirs(workdir, exist_ok=True)
+    checkpoint.write_json(os.path.join(workdir, "ranking.json"), result)
+    logging.info("wrote %s", os.path.join(workdir, "ranking.json"))
+  return result
