@@ -1,0 +1,218 @@
+"""Rank, transfer and evaluate stages: hand-worked cases and the tiny model."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import synthetic
+from configs import tiny
+from taskemb_jax import evaluation, library, rank, transfer
+from taskemb_jax import train as train_lib
+from taskemb_jax.errors import ConfigError, LibraryError
+
+BASE = {"model": "m", "tokenizer": "t"}
+OPTS = {"estimator": "empirical", "finetune": "full", "max_length": 64,
+        "num_samples": 1, "sigma": 0.25, "dtype": "float32",
+        "num_examples": 10, "components": []}
+
+
+def add(lib, name, family, text, l0, l1, n=10):
+  library.add(lib, {"name": name, "kind": family, "family": family,
+                    "metric": "accuracy", "size": n, "num_examples": n,
+                    "base": BASE},
+              textemb=np.array(text, np.float32),
+              textemb_options={"max_length": 64},
+              taskemb={"layer_0/output": np.array(l0, np.float32),
+                       "layer_1/output": np.array(l1, np.float32)},
+              taskemb_options=OPTS)
+
+
+@pytest.fixture
+def lib(tmp_path):
+  path = str(tmp_path / "lib")
+  add(path, "T", "classification", [1, 0, 0], [1, 0], [1, 1])
+  add(path, "B", "classification", [1, 0.1, 0], [0, 1], [1, 1], n=300)
+  add(path, "C", "classification", [0, 1, 0], [1, 0.1], [1, 0], n=100)
+  add(path, "D", "classification", [1, 1, 0], [1, 1], [0, 1], n=200)
+  add(path, "E", "tagging", [1, 0, 0.01], [1, 0.01], [1, 1], n=50)
+  return path
+
+
+def loaded(path, names):
+  return {n: library.load(path, n) for n in names}
+
+
+def test_method_scores_by_hand(lib):
+  src = loaded(lib, "BCD")
+  t = library.load(lib, "T")
+  text = rank.method_scores("textemb", t, src)
+  assert text["B"] == pytest.approx(1 / np.sqrt(1.01))
+  assert text["C"] == pytest.approx(0.0)
+  assert text["D"] == pytest.approx(1 / np.sqrt(2))
+  # Per component: layer_0 ranks C, D, B; layer_1 ranks B, then C and D tied
+  # (broken by name). RRF (k=60): C = 1/61 + 1/62, B = 1/63 + 1/61,
+  # D = 1/62 + 1/63.
+  fused = rank.method_scores("taskemb", t, src)
+  assert fused["C"] == pytest.approx(1 / 61 + 1 / 62)
+  assert fused["B"] == pytest.approx(1 / 63 + 1 / 61)
+  assert fused["D"] == pytest.approx(1 / 62 + 1 / 63)
+  both = rank.method_scores("textemb+taskemb", t, src)
+  # textemb order B, D, C; taskemb order C, B, D.
+  assert both["B"] == pytest.approx(1 / 61 + 1 / 62)
+  assert rank.method_scores("datasize", t, src) == {"B": 300, "C": 100,
+                                                    "D": 200}
+  r1 = rank.method_scores("random", t, src, seed=1)
+  assert r1 == rank.method_scores("random", t, src, seed=1)
+  assert r1 != rank.method_scores("random", t, src, seed=2)
+  with pytest.raises(ConfigError, match="unknown ranking method"):
+    rank.method_scores("nope", t, src)
+
+
+def test_incompatible_embeddings_are_refused(lib):
+  library.add(lib, {"name": "X", "kind": "classification",
+                    "family": "classification", "metric": "accuracy",
+                    "size": 1, "num_examples": 1,
+                    "base": {"model": "other", "tokenizer": "t"}},
+              textemb=np.ones(3, np.float32), textemb_options={})
+  with pytest.raises(LibraryError, match="different base models"):
+    rank.method_scores("textemb", library.load(lib, "T"),
+                       loaded(lib, ["B", "X"]))
+
+
+MATRIX = {"regime": "LIMITED->LIMITED", "sources": list("TBCDE"),
+          "targets": ["T"], "restarts": 2, "metric": {"T": "accuracy"},
+          "baseline": {"T": {"mean": 0.75, "std": 0.0, "runs": [0.75, 0.75]}},
+          "pairs": {"T": {
+              "B": {"mean": 0.80, "runs": [0.80, 0.80], "gain": 0.05 / 0.75},
+              "C": {"mean": 0.85, "runs": [0.86, 0.84], "gain": 0.1 / 0.75},
+              "D": {"mean": 0.70, "runs": [0.71, 0.69], "gain": -0.05 / 0.75},
+              "E": {"mean": 0.60, "runs": [0.60, 0.60], "gain": -0.15 / 0.75},
+          }}}
+
+
+def test_evaluate_matrix_by_hand(lib):
+  res = evaluation.evaluate_matrix(MATRIX, lib, ["textemb", "taskemb",
+                                                 "random"], random_draws=200)
+  ic = res["per_target"]["T"]["in-class"]
+  # TextEmb puts B, D, C: the best (C) third.
+  assert ic["textemb"]["rho"] == 3
+  assert ic["textemb"]["regret@1"] == pytest.approx(0.05 / 0.85)
+  assert ic["textemb"]["regret@3"] == 0.0
+  dcg = 0.80 + 0.70 / np.log2(3) + 0.85 / 2
+  ideal = 0.85 + 0.80 / np.log2(3) + 0.70 / 2
+  assert ic["textemb"]["ndcg"] == pytest.approx(dcg / ideal)
+  assert ic["taskemb"]["rho"] == 1  # C, B, D.
+  assert ic["taskemb"]["regret@1"] == 0.0
+  # All-class adds E (tagging), last in truth but closest in TaskEmb:
+  # layer_0 ranks E, C, D, B; layer_1 ranks B, E (tied, by name), C, D.
+  # RRF: E = 1/61 + 1/62, B = 1/64 + 1/61, C = 1/62 + 1/63: E, B, C, D.
+  assert res["per_target"]["T"]["all"]["taskemb"]["rho"] == 3
+  # Random: the best of 3 is on average at position 2.
+  assert ic["random"]["rho"] == pytest.approx(2.0, abs=0.15)
+  # Restarts agree on the best source here, so rho does not spread.
+  assert res["restart_std"]["in-class"]["textemb"]["rho"] == 0.0
+  md = evaluation.markdown([res], ["textemb", "taskemb"])
+  assert "| textemb | 3.00 ± 0.00 |" in md
+
+
+def test_evaluate_with_gain_relevance(lib):
+  res = evaluation.evaluate_matrix(MATRIX, lib, ["textemb"],
+                                   relevance="gain")
+  ic = res["per_target"]["T"]["in-class"]["textemb"]
+  g = {"B": 0.05 / 0.75, "C": 0.1 / 0.75, "D": 0.0}  # D clipped at 0.
+  dcg = g["B"] + g["D"] / np.log2(3) + g["C"] / 2
+  ideal = g["C"] + g["B"] / np.log2(3)
+  assert ic["ndcg"] == pytest.approx(dcg / ideal)
+
+
+def test_rank_stage_writes_ranking(lib, tmp_path):
+  cfg = tiny.get_config()
+  cfg.library = lib
+  cfg.task = "T"
+  cfg.rank.method = "taskemb"
+  out = rank.rank_stage(cfg, str(tmp_path / "rank"))
+  assert [s["name"] for s in out["sources"]] == ["E", "B", "C", "D"]
+  saved = json.load(open(tmp_path / "rank" / "ranking.json"))
+  assert saved["target"] == "T" and saved["sources"][0]["rank"] == 1
+  cfg.rank.scope = "in-class"
+  out = rank.rank_stage(cfg, str(tmp_path / "rank2"))
+  assert [s["name"] for s in out["sources"]] == ["C", "B", "D"]
+
+
+def _tiny_sweep_config(data, tmp_path):
+  cfg = tiny.get_config()
+  cfg.transfer.sources = ",".join(f"{k}:{data[k]}" for k in
+                                  ("classification", "tagging"))
+  cfg.transfer.restarts = 2
+  cfg.transfer.source_examples = 64
+  cfg.transfer.target_examples = 32
+  cfg.transfer.eval_split = "validation"
+  cfg.transfer.overrides = "num_epochs=1,max_length=64,batch_size=16"
+  return cfg
+
+
+def test_transfer_sweep_resumes_without_redoing_runs(tmp_path, monkeypatch):
+  data = {k: synthetic.write_task(str(tmp_path / k), k, n_train=64, n_val=32)
+          for k in ("classification", "tagging")}
+  cfg = _tiny_sweep_config(data, tmp_path)
+  runs = transfer.plan(cfg)
+  assert len(runs) == 2 * 2 * 2  # restarts x targets x (baseline + 1 source)
+  calls = []
+  real = train_lib.train_and_evaluate
+  kill = {"at": 4}
+
+  def counting(c, workdir):
+    calls.append(workdir)
+    if len(calls) == kill["at"]:
+      raise KeyboardInterrupt
+    return real(c, workdir)
+
+  monkeypatch.setattr(train_lib, "train_and_evaluate", counting)
+  with pytest.raises(KeyboardInterrupt):
+    transfer.transfer_stage(cfg, str(tmp_path / "sweep"))
+  done_before = len(calls) - 1
+  calls.clear()
+  kill["at"] = None
+  matrix = transfer.transfer_stage(cfg, str(tmp_path / "sweep"))
+  # 2 sources + 8 target runs in all; finished ones were not redone.
+  assert done_before + len(calls) == 10
+  assert matrix["complete"]
+  cls = f"classification:{data['classification']}"
+  tag = f"tagging:{data['tagging']}"
+  cell = matrix["pairs"][cls][tag]
+  base = matrix["baseline"][cls]
+  assert len(cell["runs"]) == 2
+  assert cell["gain"] == pytest.approx((cell["mean"] - base["mean"]) /
+                                       abs(base["mean"]))
+  # Target runs keep only their result; sources keep their best model.
+  run = tmp_path / "sweep" / "runs"
+  assert not list(run.glob("*/*/seed0/best"))
+  assert list((tmp_path / "sweep" / "sources").glob("*/best"))
+  csv_rows = open(tmp_path / "sweep" / "transfer_matrix.csv").read()
+  assert csv_rows.count("\n") == 1 + 2 * 2
+
+
+def test_transfer_config_errors(tmp_path):
+  cfg = tiny.get_config()
+  with pytest.raises(ConfigError, match="sources is empty"):
+    transfer.plan(cfg)
+  cfg.transfer.sources = "mr-polarity"
+  cfg.transfer.shard = "3/2"
+  with pytest.raises(ConfigError, match="shard"):
+    transfer.transfer_stage(cfg, str(tmp_path))
+  cfg.transfer.shard = "0/1"
+  cfg.transfer.overrides = "no_such=1"
+  with pytest.raises(ConfigError, match="'no_such' is not a config field"):
+    transfer.run_config(cfg, "mr-polarity", examples=10, seed=0)
+
+
+def test_shards_partition_the_runs():
+  cfg = tiny.get_config()
+  cfg.transfer.sources = "mr-polarity,hedge,wsj-pos"
+  runs = transfer.plan(cfg)
+  parts = []
+  for i in range(3):
+    parts += [r for k, r in enumerate(runs) if k % 3 == i]
+  assert sorted(parts) == sorted(runs) and len(set(runs)) == len(runs)
