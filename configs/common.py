@@ -94,8 +94,8 @@ def get_config() -> ml_collections.ConfigDict:
   # TaskEmb's model: 'full' (fine-tuned), 'head' (only the head trained),
   # 'none' (pretrained encoder, random head).
   c.embed.finetune = "full"
-  # Workdir of a finished fine-tuning run to use ('' = fine-tune into
-  # <workdir>/finetune with this config's training fields).
+  # Workdir of the fine-tuning run to use; fine-tuned there first (with this
+  # config's training fields) unless finished ('' = <workdir>/finetune).
   c.embed.finetuned = ""
   # Fisher estimator: empirical (gold labels) | sampled (model's predictive
   # distribution) | original (the published code's batch-level estimator).
@@ -171,6 +171,17 @@ def get_config() -> ml_collections.ConfigDict:
   c.evaluate.random_draws = 1000
   # LogME: examples of the target's training data embedded per source.
   c.evaluate.logme_examples = 1000
+
+  # --- Report (report stage) ----------------------------------------------
+  c.report = ml_collections.ConfigDict()
+  # Transfer matrix (file or sweep workdir) for the gain heatmap ('' = none).
+  c.report.matrix = ""
+  # evaluation.md to include ('' = none).
+  c.report.evaluation_md = ""
+  # A second library to draw in the task map (e.g. an embedded target).
+  c.report.target_library = ""
+  # Mark config.task in the task map.
+  c.report.highlight_target = False
 
   # --- Prediction / export -------------------------------------------------
   # Input file for the predict stage ('' = eval_split of the task).

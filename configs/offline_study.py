@@ -1,0 +1,53 @@
+"""The offline mini-study: LIMITED->LIMITED transfer among real bank tasks.
+
+Build the task library of the study's tasks (fine-tunes each task on 1,000
+examples, then TextEmb + TaskEmb), run the transfer sweep (8 targets x 7
+sources x 3 restarts, plus baselines; resumable), then score the rankings:
+
+  W=work/study
+  python -m taskemb_jax.bank fetch
+  python -m taskemb_jax.main --config=configs/offline_study.py \
+      --config.stage=build_library --workdir=$W
+  python -m taskemb_jax.main --config=configs/offline_study.py \
+      --config.stage=transfer --workdir=$W
+  python -m taskemb_jax.main --config=configs/offline_study.py \
+      --config.stage=evaluate --workdir=$W
+  python -m taskemb_jax.main --config=configs/offline_study.py \
+      --config.stage=report --config.report.matrix=$W \
+      --config.report.evaluation_md=$W/evaluation.md --workdir=$W/report
+
+Results of the committed run: results/offline_study/ and README.md.
+"""
+
+from configs import common
+
+# Eight offline tasks, all three classes (regression counts as
+# classification, as in the paper).
+STUDY_TASKS = ("mr-polarity,rt-subjectivity,hedge,wn-supersense,vader-movies,"
+               "wn-defqa,wnut16-ner,wsj-pos")
+
+
+def get_config():
+  c = common.get_config()
+  c.model = "minilm-l6"
+  c.library = "library/minilm-l6"
+  c.transfer.sources = STUDY_TASKS
+  c.transfer.regime = "LIMITED->LIMITED"
+  c.transfer.source_examples = 1000
+  c.transfer.target_examples = 1000
+  c.transfer.restarts = 3
+  c.transfer.eval_split = "test"
+  c.transfer.max_eval_examples = 500
+  # Sized to fit this study in about 90 minutes on a 2-core CPU: short
+  # inputs (the bank's sentences fit in 64 tokens), two epochs, evaluation
+  # on 300 validation examples. MiniLM needs a higher learning rate than
+  # BERT-base's 2e-5 to learn from 1,000 examples in two epochs.
+  c.transfer.overrides = ("max_length=64,num_epochs=2,max_eval_examples=300,"
+                          "eval_batch_size=128")
+  c.transfer.classification_overrides = "learning_rate=1e-4"
+  c.transfer.qa_overrides = "learning_rate=1e-4,batch_size=32"
+  c.transfer.tagging_overrides = "learning_rate=1e-4"
+  # TaskEmb / TextEmb of every task on the same 1,000 training examples.
+  c.embed.num_examples = 1000
+  c.eval_batch_size = 128
+  return c

@@ -1,0 +1,212 @@
+"""Figures and a markdown page: the `report` stage.
+
+Writes into the workdir:
+
+* ``task_space.png``: a 2-D PCA map of the tasks' embeddings (TaskEmb: the
+  shared components, each L2-normalised, concatenated; and TextEmb),
+  coloured by task class;
+* ``transfer_gain.png``: a heatmap of the measured relative transfer gains
+  (target x source), when a transfer matrix is given;
+* ``report.md``: the figures, the evaluation table when there is one, and for
+  every target its ranked sources with the measured gain beside each.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import ml_collections  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+from absl import logging  # pylint: disable=wrong-import-position
+
+from taskemb_jax import library as library_lib  # pylint: disable=wrong-import-position
+from taskemb_jax import rank as rank_lib  # pylint: disable=wrong-import-position
+from taskemb_jax import ranking  # pylint: disable=wrong-import-position
+from taskemb_jax import transfer  # pylint: disable=wrong-import-position
+
+COLORS = {"classification": "tab:blue", "qa": "tab:orange",
+          "tagging": "tab:green"}
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+  """[n, d] -> [n, 2] coordinates on the first two principal components."""
+  x = x - x.mean(0, keepdims=True)
+  if len(x) < 2:
+    return np.zeros((len(x), 2))
+  u, s, _ = np.linalg.svd(x, full_matrices=False)
+  coords = u[:, :2] * s[:2]
+  return np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
+
+
+def task_vectors(loaded: Mapping[str, Mapping[str, Any]], what: str
+                 ) -> tuple[list[str], np.ndarray]:
+  """Names and [n, d] vectors: TextEmb, or TaskEmb's shared components."""
+  names = sorted(n for n, t in loaded.items()
+                 if (t["textemb"] is not None if what == "textemb"
+                     else bool(t["taskemb"])))
+  if what == "textemb":
+    return names, np.stack([loaded[n]["textemb"] for n in names])
+  comps = rank_lib.shared_components([loaded[n] for n in names])
+  rows = []
+  for n in names:
+    parts = [loaded[n]["taskemb"][c] / max(np.linalg.norm(
+        loaded[n]["taskemb"][c]), 1e-30) for c in comps]
+    rows.append(np.concatenate(parts))
+  return names, np.stack(rows)
+
+
+def plot_task_space(loaded, out: str, highlight: str = "") -> str:
+  fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+  for ax, what in zip(axes, ("taskemb", "textemb")):
+    names, x = task_vectors(loaded, what)
+    if len(names) < 2:
+      ax.set_axis_off()
+      continue
+    xy = pca_2d(x.astype(np.float64))
+    for (px, py), n in zip(xy, names):
+      fam = loaded[n]["entry"]["family"]
+      ax.scatter(px, py, c=COLORS.get(fam, "gray"), s=90 if n == highlight
+                 else 40, edgecolors="black" if n == highlight else "none")
+      ax.annotate(n, (px, py), fontsize=8, xytext=(3, 3),
+                  textcoords="offset points",
+                  weight="bold" if n == highlight else "normal")
+    ax.set_title(f"{'TaskEmb' if what == 'taskemb' else 'TextEmb'} "
+                 "(PCA of the task embeddings)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+  for fam, col in COLORS.items():
+    axes[0].scatter([], [], c=col, label=fam)
+  axes[0].legend(loc="best", fontsize=8)
+  fig.tight_layout()
+  fig.savefig(out, dpi=110)
+  plt.close(fig)
+  return out
+
+
+def plot_gains(matrix: Mapping[str, Any], out: str) -> str:
+  targets, sources = matrix["targets"], matrix["sources"]
+  grid = np.full((len(targets), len(sources)), np.nan)
+  for i, t in enumerate(targets):
+    for j, s in enumerate(sources):
+      cell = matrix["pairs"].get(t, {}).get(s)
+      if cell and "gain" in cell:
+        grid[i, j] = 100 * cell["gain"]
+  lim = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
+  fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(sources),
+                                  1.0 + 0.6 * len(targets)))
+  im = ax.imshow(grid, cmap="RdBu", vmin=-lim, vmax=lim)
+  ax.set_xticks(range(len(sources)), sources, rotation=45, ha="right")
+  ax.set_yticks(range(len(targets)), targets)
+  ax.set_xlabel("source (intermediate task)")
+  ax.set_ylabel("target")
+  for i in range(len(targets)):
+    for j in range(len(sources)):
+      if np.isfinite(grid[i, j]):
+        ax.text(j, i, f"{grid[i, j]:+.0f}", ha="center", va="center",
+                fontsize=7)
+  fig.colorbar(im, ax=ax, label="relative gain over no transfer (%)")
+  ax.set_title(f"Transfer gains, {matrix['regime']}")
+  fig.tight_layout()
+  fig.savefig(out, dpi=110)
+  plt.close(fig)
+  return out
+
+
+def ranked_lists(matrix, loaded, method: str, components: Sequence[str] = (),
+                 rrf_k: float = 60.0) -> str:
+  """Markdown: for every target, the method's ranking with measured gains."""
+  lines = []
+  for tgt in matrix["targets"]:
+    cells = matrix["pairs"].get(tgt, {})
+    names = [s for s in cells if s in loaded]
+    if tgt not in loaded or len(names) < 2:
+      continue
+    scores = rank_lib.method_scores(method, loaded[tgt],
+                                    {n: loaded[n] for n in names},
+                                    components=components, rrf_k=rrf_k)
+    base = matrix["baseline"].get(tgt, {})
+    lines += [f"### {tgt} (no transfer: {base.get('mean', float('nan')):.4f}"
+              f" {matrix['metric'][tgt]})", "",
+              "| rank | source | score | measured | gain |",
+              "|---|---|---|---|---|"]
+    for i, n in enumerate(ranking.rank_order(scores), 1):
+      c = cells[n]
+      lines.append(f"| {i} | {n} | {scores[n]:.4f} | {c['mean']:.4f} ± "
+                   f"{c['std']:.4f} | {100 * c.get('gain', 0):+.1f}% |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def report_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """Writes the figures and report.md into the workdir."""
+  out_dir = workdir or "report"
+  os.makedirs(out_dir, exist_ok=True)
+  loaded = {n: library_lib.load(config.library, n)
+            for n in library_lib.tasks(config.library)}
+  extra = config.report.target_library
+  if extra:
+    for n in library_lib.tasks(extra):
+      loaded[n] = library_lib.load(extra, n)
+  lines = ["# Task transferability report", ""]
+  plot_task_space(loaded, os.path.join(out_dir, "task_space.png"),
+                  highlight=config.task if config.report.highlight_target
+                  else "")
+  lines += ["![task space](task_space.png)", ""]
+  if config.report.matrix:
+    matrix = transfer.read_matrix(config.report.matrix)
+    plot_gains(matrix, os.path.join(out_dir, "transfer_gain.png"))
+    lines += ["## Measured transfer", "", "![transfer gains]"
+              "(transfer_gain.png)", ""]
+    if config.report.evaluation_md and os.path.exists(
+        config.report.evaluation_md):
+      with open(config.report.evaluation_md) as f:
+        lines += ["## How well each method ranks", "", f.read(), ""]
+    comps = [c for c in config.rank.components.split(",") if c]
+    lines += [f"## Rankings ({config.rank.method}) with measured gains", "",
+              ranked_lists(matrix, loaded, config.rank.method, comps,
+                           config.rank.rrf_k)]
+  path = os.path.join(out_dir, "report.md")
+  with open(path + ".tmp", "w") as f:
+    f.write("\n".join(lines) + "\n")
+  os.replace(path + ".tmp", path)
+  logging.info("wrote %s", path)
+  return path
+
+
+def demo_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """The main command: rank the library's tasks for a new target, report.
+
+  Embeds config.task (a held-out offline task, or your own <kind>:<path>)
+  with the library's options unless the library has it, ranks the library's
+  sources, prints the table and writes ranking.json, task_space.png and
+  report.md into the workdir.
+  """
+  out_dir = workdir or "demo"
+  result = rank_lib.rank_stage(config, out_dir)
+  loaded = {n: library_lib.load(config.library, n)
+            for n in library_lib.tasks(config.library)}
+  target_lib = os.path.join(out_dir, "target_library")
+  if config.task not in loaded and os.path.isdir(target_lib):
+    loaded[config.task] = library_lib.load(target_lib, config.task)
+  plot_task_space(loaded, os.path.join(out_dir, "task_space.png"),
+                  highlight=config.task)
+  lines = [f"# Which task should `{config.task}` fine-tune on first?", "",
+           f"Method: `{result['method']}` over the library `{config.library}`"
+           f" ({len(result['sources'])} sources, scope {result['scope']}).",
+           "", "| rank | source | class | score | examples |",
+           "|---|---|---|---|---|"]
+  for s in result["sources"]:
+    lines.append(f"| {s['rank']} | {s['name']} | {s['family']} | "
+                 f"{s['score']:.4f} | {s['num_examples']} |")
+  lines += ["", "![task space](task_space.png)", ""]
+  path = os.path.join(out_dir, "report.md")
+  with open(path + ".tmp", "w") as f:
+    f.write("\n".join(lines))
+  os.replace(path + ".tmp", path)
+  print(f"\nreport: {path}")
+  return path
