@@ -494,9 +494,10 @@ def build_library_stage(config: ml_collections.ConfigDict,
     cfg = transfer.run_config(config, name,
                               examples=config.transfer.source_examples,
                               seed=config.transfer.source_seed)
+    run_dir = os.path.join(workdir, "sources", transfer.safe_name(name))
+    transfer.finetune_source(cfg, run_dir)
     with cfg.unlocked():
-      cfg.embed.finetuned = os.path.join(workdir, "sources",
-                                         transfer.safe_name(name))
+      cfg.embed.finetuned = run_dir
       cfg.overwrite = True
     textemb_stage(cfg, workdir)
     taskemb_stage(cfg, workdir)

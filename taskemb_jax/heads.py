@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from taskemb_jax.model import Bert, BertConfig
+from taskemb_jax.model import Bert, BertConfig, dropout
 
 Array = jax.Array
 IGNORE = -100  # Label id of positions without a label (tagging).
@@ -65,14 +65,12 @@ class TaskModel(nnx.Module):
     """
     out = self.bert(batch["input_ids"], batch["token_type_ids"],
                     batch["attention_mask"], rngs=rngs, perturb=perturb)
-    deterministic = rngs is None
     if self.kind == "qa":
       return self.qa_outputs(out.last_hidden_state.astype(jnp.float32))
     if self.kind == "tagging":
-      x = self.dropout(out.last_hidden_state, deterministic=deterministic,
-                       rngs=rngs)
+      x = dropout(self.dropout, out.last_hidden_state, rngs)
       return self.classifier(x.astype(jnp.float32))
-    x = self.dropout(out.pooler_output, deterministic=deterministic, rngs=rngs)
+    x = dropout(self.dropout, out.pooler_output, rngs)
     return self.classifier(x)
 
 

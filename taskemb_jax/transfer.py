@@ -121,6 +121,18 @@ def _run(config, run_dir: str, *, keep_checkpoints: bool) -> dict[str, Any]:
   return result
 
 
+def finetune_source(config, run_dir: str) -> None:
+  """Fine-tunes a source once (resumed if interrupted); keeps its best model.
+
+  The build_library stage fine-tunes its tasks here too, so a sweep in the
+  same workdir reuses them.
+  """
+  if not train_lib.is_finished(run_dir, config.num_epochs):
+    train_lib.train_and_evaluate(config, run_dir)
+  # The optimizer state is only needed to resume; the best model stays.
+  shutil.rmtree(os.path.join(run_dir, checkpoint.LATEST), ignore_errors=True)
+
+
 def plan(config) -> list[tuple[str, str, int]]:
   """Every (target, source or BASELINE, restart) run of the sweep, in order."""
   sources = _names(config.transfer.sources)
@@ -166,9 +178,8 @@ def transfer_stage(config: ml_collections.ConfigDict,
     init = ""
     if source != BASELINE:
       init = os.path.join(workdir, "sources", safe_name(source))
-      src_cfg = run_config(config, source, examples=t.source_examples,
-                           seed=t.source_seed)
-      _run(src_cfg, init, keep_checkpoints=True)
+      finetune_source(run_config(config, source, examples=t.source_examples,
+                                 seed=t.source_seed), init)
     logging.info("run %d/%d: %s -> %s, restart %d", k + 1, len(mine),
                  source, target, r)
     cfg = run_config(config, target, examples=t.target_examples, seed=r,

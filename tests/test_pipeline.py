@@ -1,0 +1,78 @@
+"""The whole pipeline on the tiny model: library, sweep, evaluate, report, demo."""
+
+import json
+import os
+
+import numpy as np
+
+import synthetic
+from configs import tiny
+from taskemb_jax import embeddings, evaluation, library, report, transfer
+
+
+def test_library_sweep_evaluate_report_and_demo(tmp_path):
+  data = {k: synthetic.write_task(str(tmp_path / k), k, n_train=48, n_val=24)
+          for k in ("classification", "regression", "tagging", "qa")}
+  names = [f"{k}:{data[k]}" for k in ("classification", "regression",
+                                      "tagging")]
+  cfg = tiny.get_config()
+  cfg.library = str(tmp_path / "lib")
+  cfg.transfer.sources = ",".join(names)
+  cfg.transfer.restarts = 2
+  cfg.transfer.source_examples = 48
+  cfg.transfer.target_examples = 24
+  cfg.transfer.eval_split = "validation"
+  cfg.transfer.overrides = "num_epochs=1,max_length=64,batch_size=8"
+  cfg.embed.num_examples = 24
+  work = str(tmp_path / "work")
+
+  embeddings.build_library_stage(cfg, work)
+  assert library.tasks(cfg.library) == sorted(names)
+  entry = library.load(cfg.library, names[0])["entry"]
+  # Library fine-tuning is the sweep's source run: shared, not redone.
+  src = os.path.join(work, "sources", transfer.safe_name(names[0]))
+  assert entry["taskemb"]["finetune"] == "full" and os.path.isdir(src)
+  mtime = os.path.getmtime(os.path.join(src, "metrics.json"))
+  embeddings.build_library_stage(cfg, work)  # Resumable: nothing to do.
+
+  matrix = transfer.transfer_stage(cfg, work)
+  assert os.path.getmtime(os.path.join(src, "metrics.json")) == mtime
+  assert matrix["complete"]
+
+  cfg.evaluate.methods = "textemb,taskemb,taskemb:*,textemb+taskemb,datasize,random"
+  cfg.evaluate.random_draws = 50
+  evals = evaluation.evaluate_stage(cfg, work)
+  means = evals[0]["mean"]["all"]
+  assert set(means) == {"textemb", "taskemb", "textemb+taskemb", "datasize",
+                        "random"} | {f"taskemb:{c}" for c in
+                                     ("embeddings", "layer_0/attention",
+                                      "layer_0/output", "layer_1/attention",
+                                      "layer_1/output")}
+  for m in means.values():
+    assert 1 <= m["rho"] <= 2 and 0 < m["ndcg"] <= 1
+  md = open(os.path.join(work, "evaluation.md")).read()
+  assert md.startswith("| method |")
+
+  cfg.report.matrix = work
+  cfg.report.evaluation_md = os.path.join(work, "evaluation.md")
+  path = report.report_stage(cfg, str(tmp_path / "report"))
+  text = open(path).read()
+  assert "![transfer gains](transfer_gain.png)" in text
+  for fig in ("task_space.png", "transfer_gain.png"):
+    assert os.path.getsize(tmp_path / "report" / fig) > 10_000
+
+  # The main command on a task that is not in the library (a QA task).
+  cfg.task = f"qa:{data['qa']}"
+  cfg.rank.method = "textemb+taskemb"
+  demo_dir = str(tmp_path / "demo")
+  report.demo_stage(cfg, demo_dir)
+  ranking = json.load(open(os.path.join(demo_dir, "ranking.json")))
+  assert sorted(s["name"] for s in ranking["sources"]) == sorted(names)
+  assert [s["rank"] for s in ranking["sources"]] == [1, 2, 3]
+  target = library.load(os.path.join(demo_dir, "target_library"), cfg.task)
+  # Embedded with the library's options; QA has no pooler component.
+  assert target["entry"]["taskemb"]["estimator"] == entry["taskemb"][
+      "estimator"]
+  assert "pooler" not in target["taskemb"]
+  assert np.isfinite(target["textemb"]).all()
+  assert os.path.getsize(os.path.join(demo_dir, "task_space.png")) > 10_000
