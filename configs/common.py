@@ -72,6 +72,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.num_epochs = 3
   # Model init, dropout and data order; vary it for random restarts.
   c.seed = 0
+  # Save the full training state (model + optimizer) at every epoch end, to
+  # resume a killed run; off = only the best model is kept.
+  c.save_latest = True
   # Also save the latest state every this many steps (0 = each epoch only).
   c.checkpoint_every_steps = 0
   # Train only the task head, keeping the encoder fixed.
@@ -151,6 +154,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Fields set for every run after the per-class defaults, as
   # "field=value,field=value" (e.g. "num_epochs=2,max_length=64").
   c.transfer.overrides = ""
+  # Overrides of target runs only (sources keep the above), same form.
+  c.transfer.target_overrides = ""
   # Per-class overrides on top of those, same form.
   c.transfer.classification_overrides = ""
   c.transfer.qa_overrides = ""

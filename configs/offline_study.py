@@ -47,6 +47,8 @@ def get_config():
   c.transfer.classification_overrides = "learning_rate=1e-4"
   c.transfer.qa_overrides = "learning_rate=1e-4,batch_size=32"
   c.transfer.tagging_overrides = "learning_rate=1e-4"
+  # Target runs keep no optimizer state (a killed run restarts whole).
+  c.transfer.target_overrides = "save_latest=False"
   # TaskEmb / TextEmb of every task on the same 1,000 training examples.
   c.embed.num_examples = 1000
   c.eval_batch_size = 128

@@ -10,6 +10,7 @@ state replicated and the batch split over the mesh's ``data`` axis.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -118,17 +119,32 @@ def decay_mask(params: Any) -> Any:
 
 def create_optimizer(config: ml_collections.ConfigDict,
                      num_train_steps: int) -> optax.GradientTransformation:
-  """AdamW with linear warm-up and linear decay to 0, global-norm clipping."""
-  warmup = int(config.warmup_proportion * num_train_steps)
+  """AdamW with linear warm-up and linear decay to 0, global-norm clipping.
+
+  With config.freeze_encoder only the head is trained. Equal settings give
+  the same (cached) object, so runs with equal settings share compiled steps.
+  """
+  return _optimizer(config.learning_rate, config.warmup_proportion,
+                    num_train_steps, config.weight_decay, config.max_grad_norm,
+                    config.adam_epsilon,
+                    bool(config.get("freeze_encoder", False)))
+
+
+@functools.lru_cache(maxsize=32)
+def _optimizer(learning_rate: float, warmup_proportion: float,
+               num_train_steps: int, weight_decay: float, max_grad_norm: float,
+               adam_epsilon: float, freeze_encoder: bool
+               ) -> optax.GradientTransformation:
+  warmup = int(warmup_proportion * num_train_steps)
   schedule = optax.join_schedules(
-      [optax.linear_schedule(0.0, config.learning_rate, max(warmup, 1)),
-       optax.linear_schedule(config.learning_rate, 0.0,
+      [optax.linear_schedule(0.0, learning_rate, max(warmup, 1)),
+       optax.linear_schedule(learning_rate, 0.0,
                              max(num_train_steps - warmup, 1))], [warmup])
   tx = optax.chain(
-      optax.clip_by_global_norm(config.max_grad_norm),
-      optax.adamw(schedule, b1=0.9, b2=0.999, eps=config.adam_epsilon,
-                  weight_decay=config.weight_decay, mask=decay_mask))
-  if config.get("freeze_encoder", False):
+      optax.clip_by_global_norm(max_grad_norm),
+      optax.adamw(schedule, b1=0.9, b2=0.999, eps=adam_epsilon,
+                  weight_decay=weight_decay, mask=decay_mask))
+  if freeze_encoder:
     # Train the head only (TaskEmb's 'head' mode): encoder updates are zero.
     def label(params):
       return jax.tree_util.tree_map_with_path(
@@ -187,6 +203,20 @@ def eval_step(graphdef: nnx.GraphDef, state: nnx.State,
 def _has_labels(kind: str, batch: Mapping[str, Any]) -> bool:
   key = {"qa": "start_position", "tagging": "labels"}.get(kind, "label")
   return key in batch
+
+
+_STEPS_CACHE: dict[Any, "Steps"] = {}
+
+
+def steps_for(model: nnx.Module, kind: str, mesh,
+              optimizer: nnx.Optimizer | None = None) -> "Steps":
+  """`Steps` of this model structure, reused across runs with equal
+  structure, optimizer settings and mesh (no retracing or recompiling)."""
+  key = (nnx.graphdef(model if optimizer is None else (model, optimizer)),
+         kind, mesh)
+  if key not in _STEPS_CACHE:
+    _STEPS_CACHE[key] = Steps(model, kind, mesh, optimizer)
+  return _STEPS_CACHE[key]
 
 
 class Steps:
@@ -417,7 +447,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     resumed_loss = meta.get("epoch_loss", [0.0, 0.0])
     logging.info("resumed from %s at step %d", workdir, start_step)
   state = sharding.put_replicated(state, mesh)
-  steps = Steps(model, task.kind, mesh, optimizer)
+  steps = steps_for(model, task.kind, mesh, optimizer)
   base_key = jax.random.key(config.seed)
 
   progress = Progress("train", total_steps * config.batch_size)
@@ -454,8 +484,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       best = dict(result)
       checkpoint.save(workdir, checkpoint.BEST, step, state[0],
                       {"step": step, "metrics": result})
-    checkpoint.save(workdir, checkpoint.LATEST, step, state,
-                    {"step": step, "history": history, "best": best})
+    if config.save_latest:
+      checkpoint.save(workdir, checkpoint.LATEST, step, state,
+                      {"step": step, "history": history, "best": best})
     checkpoint.write_json(os.path.join(workdir, "metrics.json"),
                           {"task": task.name, "metric": task.metric,
                            "history": history, "best": best})
@@ -482,7 +513,7 @@ def evaluate_run(workdir: str, config: ml_collections.ConfigDict, split: str,
   data = load_split(task, split, cfg, tokenizer, labels,
                     max_examples=max_examples, seed=0)
   mesh = sharding.make_mesh(config.num_devices)
-  steps = Steps(model, info["kind"], mesh)
+  steps = steps_for(model, info["kind"], mesh)
   outputs = run_model(steps, sharding.put_replicated(nnx.state(model), mesh),
                       data, cfg, info["kind"], name=split)
   return compute_metrics(info["kind"], outputs, data, labels)
@@ -536,7 +567,7 @@ def predict(config: ml_collections.ConfigDict, workdir: str) -> str:
                      _placeholder_labels(kind, records, labels))
   mesh = sharding.make_mesh(config.num_devices)
   state = nnx.state(model)
-  steps = Steps(model, kind, mesh)
+  steps = steps_for(model, kind, mesh)
   outputs = run_model(steps, sharding.put_replicated(state, mesh), split, cfg,
                       kind, name="predict")
   rows = _prediction_rows(kind, outputs, split, labels)

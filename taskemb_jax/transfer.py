@@ -55,16 +55,21 @@ def safe_name(name: str) -> str:
 
 
 def run_config(config: ml_collections.ConfigDict, task: str, *,
-               examples: int, seed: int,
-               init_from: str = "") -> ml_collections.ConfigDict:
+               examples: int, seed: int, init_from: str = "",
+               target: bool = False) -> ml_collections.ConfigDict:
   """The fine-tuning config of one run: the paper's defaults for the task's
-  class, then the sweep's overrides (transfer.overrides)."""
+  class, then the sweep's overrides (transfer.overrides, then
+  transfer.<class>_overrides, then for target runs transfer.target_overrides).
+  """
   family = tasks_lib.get_task(task).family
   c = config.copy_and_resolve_references()
   with c.unlocked():
     c.task = task
     c.update(tasks_lib.FAMILY_DEFAULTS[family])
-    for field in ("overrides", f"{family}_overrides"):
+    fields = ["overrides", f"{family}_overrides"]
+    if target:
+      fields.append("target_overrides")
+    for field in fields:
       for key, value in parse_overrides(config.transfer[field],
                                         f"config.transfer.{field}").items():
         if key not in c or isinstance(c[key], ml_collections.ConfigDict):
@@ -183,7 +188,7 @@ def transfer_stage(config: ml_collections.ConfigDict,
     logging.info("run %d/%d: %s -> %s, restart %d", k + 1, len(mine),
                  source, target, r)
     cfg = run_config(config, target, examples=t.target_examples, seed=r,
-                     init_from=init)
+                     init_from=init, target=True)
     _run(cfg, run_dir, keep_checkpoints=t.keep_checkpoints)
   matrix = merge(config, workdir)
   if jax.process_index() == 0:
