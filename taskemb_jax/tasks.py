@@ -375,7 +375,15 @@ def _load_hub(path: str, name: str | None, split: str):
   """`datasets.load_dataset(path, name, split=split)` (tests replace this)."""
   import datasets  # pylint: disable=import-outside-toplevel
   try:
-    return datasets.load_dataset(path, name, split=split)
+    try:
+      return datasets.load_dataset(path, name, split=split)
+    except Exception as e:  # pylint: disable=broad-except
+      if "script" not in str(e).lower():
+        raise
+      # datasets >= 4 runs no loading scripts; the hub's parquet conversion
+      # of script-based datasets (conll2003, conll2000, ...) still loads.
+      return datasets.load_dataset(path, name, split=split,
+                                   revision="refs/convert/parquet")
   except Exception as e:  # Offline, moved dataset, ...
     raise DataError(
         f"cannot load {path}{'/' + name if name else ''} split {split!r} from "
