@@ -389,10 +389,11 @@ def test_tagging_errors(tok):
 
 
 def test_bucket_lengths():
-  assert ip.bucket_lengths(64) == (32, 64)
-  assert ip.bucket_lengths(128) == (32, 64, 128)
-  assert ip.bucket_lengths(384) == (64, 128, 256, 384)
-  assert ip.bucket_lengths(512) == (64, 128, 256, 512)
+  assert ip.bucket_lengths(64) == (16, 32, 48, 64)
+  assert ip.bucket_lengths(128) == (16, 32, 48, 64, 96, 128)
+  assert ip.bucket_lengths(384) == (48, 64, 96, 128, 192, 256, 384)
+  assert ip.bucket_lengths(512) == (64, 96, 128, 192, 256, 384, 512)
+  assert ip.bucket_lengths(100) == (16, 32, 48, 64, 96, 100)
   assert ip.bucket_lengths(16) == (16,)
 
 

@@ -11,6 +11,7 @@ import safetensors.numpy
 from flax import nnx
 
 from taskemb_jax import heads, pretrained
+from taskemb_jax import model as model_lib
 from taskemb_jax.model import PRESETS, Bert, BertConfig, component_names
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -159,3 +160,23 @@ def test_perturbation_is_additive_at_every_component():
 def test_config_rejects_approximate_gelu():
   with pytest.raises(ValueError):
     BertConfig.from_hf_dict({"hidden_act": "gelu_new"})
+
+
+@pytest.mark.parametrize("shape,rate", [((3, 5, 7), 0.1), ((2, 4, 16, 16), 0.3),
+                                        ((1000,), 0.5)])
+def test_fast_dropout_equals_nnx_dropout(shape, rate):
+  """model.dropout (fused threefry) gives nnx.Dropout's values bit for bit,
+  eagerly and under jit, and draws its key from the same stream."""
+  x = jax.random.normal(jax.random.key(7), shape)
+  module = nnx.Dropout(rate)
+  ref = module(x, deterministic=False, rngs=nnx.Rngs(dropout=3))
+  ours = model_lib.dropout(module, x, nnx.Rngs(dropout=3))
+  np.testing.assert_array_equal(np.asarray(ours), np.asarray(ref))
+  jitted = jax.jit(lambda x: model_lib.dropout(module, x,
+                                               nnx.Rngs(dropout=3)))(x)
+  np.testing.assert_array_equal(np.asarray(jitted), np.asarray(ref))
+  key = jax.random.key(11)
+  np.testing.assert_array_equal(
+      np.asarray(model_lib.threefry_bits(key, shape)),
+      np.asarray(jax.random.bits(key, shape, jnp.uint32)))
+  assert model_lib.dropout(module, x, None) is x
