@@ -282,9 +282,14 @@ def export_hf(model: nnx.Module, out_dir: str, *, kind: str,
     cfg.update(num_labels=1, problem_type="regression")
   elif kind == "classification":
     cfg["problem_type"] = "single_label_classification"
-  if kind in ("classification", "tagging") and label_names:
-    cfg["id2label"] = {str(i): n for i, n in enumerate(label_names)}
-    cfg["label2id"] = {n: i for i, n in enumerate(label_names)}
+  if kind in ("classification", "tagging"):
+    n = model.num_labels
+    names = list(label_names or ()) or [f"LABEL_{i}" for i in range(n)]
+    if len(names) != n:
+      raise ValueError(f"{len(names)} label names for {n} labels")
+    cfg["num_labels"] = n
+    cfg["id2label"] = {str(i): name for i, name in enumerate(names)}
+    cfg["label2id"] = {name: i for i, name in enumerate(names)}
   parent = os.path.dirname(os.path.abspath(out_dir))
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
