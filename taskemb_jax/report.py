@@ -75,6 +75,7 @@ def plot_task_space(loaded, out: str, highlight: str = "") -> str:
       ax.annotate(n, (px, py), fontsize=8, xytext=(3, 3),
                   textcoords="offset points",
                   weight="bold" if n == highlight else "normal")
+    ax.margins(0.18)  # Room for the labels at the edges.
     ax.set_title(f"{'TaskEmb' if what == 'taskemb' else 'TextEmb'} "
                  "(PCA of the task embeddings)")
     ax.set_xticks([])

@@ -180,3 +180,27 @@ def test_fast_dropout_equals_nnx_dropout(shape, rate):
       np.asarray(model_lib.threefry_bits(key, shape)),
       np.asarray(jax.random.bits(key, shape, jnp.uint32)))
   assert model_lib.dropout(module, x, None) is x
+
+
+def test_hub_names_resolve_through_huggingface_hub(monkeypatch):
+  """A hub name goes to huggingface_hub (here replaced by a local folder)."""
+  import huggingface_hub  # pylint: disable=import-outside-toplevel
+  asked = {}
+
+  def fake_download(name, allow_patterns):
+    asked["name"], asked["patterns"] = name, allow_patterns
+    return os.path.join(TINY, "seq_cls")
+
+  monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+  folder = pretrained.resolve_model_dir("bert-base-uncased")
+  assert asked["name"] == "bert-base-uncased"
+  assert "model.safetensors" in asked["patterns"]
+  assert pretrained.read_config(folder).hidden_size == 32
+
+  def offline(name, allow_patterns):
+    raise OSError("We couldn't connect to 'https://huggingface.co'")
+  monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+  with pytest.raises(pretrained.UserError, match="packaged preset.*minilm-l6"):
+    pretrained.resolve_model_dir("bert-base-uncased")
+  with pytest.raises(pretrained.UserError, match="does not exist"):
+    pretrained.resolve_model_dir("/no/such/folder")
