@@ -20,6 +20,7 @@ each once), so LogME grows with sources x targets and TaskEmb with tasks.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Mapping
 
 import jax
@@ -108,24 +109,29 @@ def scores_for_matrix(config, matrix: Mapping[str, Any],
   """LogME of every measured (target, source) pair, cached next to the matrix.
 
   Source models are the source runs of the sweep (<sweep>/sources/<task>);
-  the cache (logme_scores.json) makes the computation resumable.
+  the cache (logme_scores.json: scores and seconds per pair) makes the
+  computation resumable.
   """
   sweep = matrix_path if os.path.isdir(matrix_path) else os.path.dirname(
       matrix_path)
   cache_path = os.path.join(sweep, SCORES)
-  cache: dict[str, dict[str, float]] = {}
+  cache: dict[str, Any] = {"scores": {}, "seconds": {}}
   if os.path.exists(cache_path):
     cache = checkpoint.read_json(cache_path)
+  scores, seconds = cache["scores"], cache["seconds"]
   mesh = sharding.make_mesh(config.num_devices)
   for tgt in matrix["targets"]:
     for src in matrix["pairs"].get(tgt, {}):
-      if src in cache.get(tgt, {}):
+      if src in scores.get(tgt, {}):
         continue
       run = os.path.join(sweep, "sources", transfer.safe_name(src))
       if checkpoint.latest_step(run, checkpoint.BEST) is None:
         raise UserError(f"LogME needs the fine-tuned source model {run}/best "
                         "(kept by the transfer stage)")
-      cache.setdefault(tgt, {})[src] = logme_score(run, tgt, config, mesh)
-      logging.info("LogME %s -> %s: %.4f", src, tgt, cache[tgt][src])
+      start = time.perf_counter()
+      scores.setdefault(tgt, {})[src] = logme_score(run, tgt, config, mesh)
+      seconds.setdefault(tgt, {})[src] = time.perf_counter() - start
+      logging.info("LogME %s -> %s: %.4f (%.1f s)", src, tgt,
+                   scores[tgt][src], seconds[tgt][src])
       checkpoint.write_json(cache_path, cache)
-  return cache
+  return scores

@@ -39,17 +39,22 @@ def test_library_sweep_evaluate_report_and_demo(tmp_path):
   assert os.path.getmtime(os.path.join(src, "metrics.json")) == mtime
   assert matrix["complete"]
 
-  cfg.evaluate.methods = "textemb,taskemb,taskemb:*,textemb+taskemb,datasize,random"
+  cfg.evaluate.methods = ("textemb,taskemb,taskemb:*,textemb+taskemb,datasize,"
+                          "random,logme")
   cfg.evaluate.random_draws = 50
   evals = evaluation.evaluate_stage(cfg, work)
   means = evals[0]["mean"]["all"]
   assert set(means) == {"textemb", "taskemb", "textemb+taskemb", "datasize",
-                        "random"} | {f"taskemb:{c}" for c in
+                        "random", "logme"} | {f"taskemb:{c}" for c in
                                      ("embeddings", "layer_0/attention",
                                       "layer_0/output", "layer_1/attention",
                                       "layer_1/output")}
   for m in means.values():
     assert 1 <= m["rho"] <= 2 and 0 < m["ndcg"] <= 1
+  logme = json.load(open(os.path.join(work, "logme_scores.json")))
+  assert all(np.isfinite(v) for t in logme["scores"].values()
+             for v in t.values())
+  assert sum(len(t) for t in logme["scores"].values()) == 3 * 2
   md = open(os.path.join(work, "evaluation.md")).read()
   assert md.startswith("| method |")
 

@@ -216,3 +216,32 @@ def test_shards_partition_the_runs():
   for i in range(3):
     parts += [r for k, r in enumerate(runs) if k % 3 == i]
   assert sorted(parts) == sorted(runs) and len(set(runs)) == len(runs)
+
+
+def test_logme_features_of_every_kind():
+  """One feature per example / labelled word / context token, with labels."""
+  from flax import nnx  # pylint: disable=import-outside-toplevel
+  from taskemb_jax import heads, input_pipeline, logme_scores, sharding
+  from taskemb_jax.model import PRESETS
+  cfg = tiny.get_config()
+  tok = input_pipeline.load_tokenizer(train_lib.model_spec(cfg).tokenizer_dir)
+  mesh = sharding.make_mesh()
+  for kind in ("classification", "regression", "qa", "tagging"):
+    records = synthetic.make_records(kind, 6)
+    labels = (input_pipeline.label_vocabulary(kind, records)
+              if kind in ("classification", "tagging") else None)
+    feats = input_pipeline.encode(
+        kind, records, tok, max_length=64, doc_stride=16, max_query_length=16,
+        label_to_id={l: i for i, l in enumerate(labels)} if labels else None)
+    split = train_lib.Split(records, feats)
+    model = heads.TaskModel(PRESETS["tiny"], kind, len(labels or ()),
+                            rngs=nnx.Rngs(0))
+    f, t = logme_scores.features(model, split, kind, cfg, mesh)
+    assert f.shape[1] == 32 and len(f) == len(t)
+    if kind in ("classification", "regression"):
+      assert len(f) == 6
+    elif kind == "tagging":
+      assert len(f) == sum(len(r["tokens"]) for r in records)
+      assert set(t) == {0, 1}
+    else:  # Context tokens; the answer (one word each) is labelled 1.
+      assert t.sum() >= 6 and len(t) > 6 * 6
