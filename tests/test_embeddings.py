@@ -259,3 +259,23 @@ def test_stages_write_the_library(tmp_path):
   again = embeddings.taskemb_stage(cfg, str(tmp_path / "wd"))
   for c in emb:
     np.testing.assert_array_equal(emb[c], again[c])
+
+
+def test_head_mode_trains_only_the_head(tmp_path):
+  data = synthetic.write_task(str(tmp_path / "data"), "classification",
+                              n_train=32, n_val=16)
+  cfg = tiny.get_config()
+  cfg.task = f"classification:{data}"
+  cfg.library = str(tmp_path / "lib")
+  cfg.num_epochs = 1
+  cfg.embed.finetune = "head"
+  embeddings.taskemb_stage(cfg, str(tmp_path / "wd"))
+  tuned, _, _ = train.load_finetuned(str(tmp_path / "wd" / "finetune"))
+  fresh = train.create_model(train.model_spec(cfg), "classification", 2,
+                             seed=cfg.seed)
+  a, b = nnx.state(tuned), nnx.state(fresh)
+  jax.tree.map(np.testing.assert_array_equal, a["bert"], b["bert"])
+  assert not np.allclose(a["classifier"]["kernel"].value,
+                         b["classifier"]["kernel"].value)
+  assert library.load(cfg.library, cfg.task)["entry"]["taskemb"][
+      "finetune"] == "head"
