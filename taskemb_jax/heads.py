@@ -24,10 +24,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from taskemb_jax.input_pipeline import IGNORE  # Labels of unlabelled tokens.
 from taskemb_jax.model import Bert, BertConfig, dropout
 
 Array = jax.Array
-IGNORE = -100  # Label id of positions without a label (tagging).
 
 
 class TaskModel(nnx.Module):
