@@ -22,5 +22,4 @@ def get_config():
   c = offline_study.get_config()
   c.stage = "demo"
   c.task = "rt-freshness"
-  c.rank.method = "textemb+taskemb"
   return c
