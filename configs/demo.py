@@ -1,5 +1,5 @@
 """The main command: which of the shipped library's tasks should a new task
-fine-tune on first? (CPU, offline, about 5 minutes after set-up.)
+fine-tune on first? (CPU, offline, about 1.5 minutes after set-up.)
 
   make demo        # = set up, fetch the offline bank, then:
   python -m taskemb_jax.main --config=configs/demo.py --workdir=work/demo
