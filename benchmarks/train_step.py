@@ -301,6 +301,46 @@ def bench_step(length: int, args, mm: Matmul) -> dict:
   return res
 
 
+def bench_shapes(cfg, batch: int, length: int, reps: int = 7) -> dict:
+  """GFLOP/s of the step's matmul shapes, each alone (diagnostic).
+
+  dense: the [batch*length, hidden] x [hidden, intermediate] matmul of the
+  feed-forward block; heads: the attention's per-head batched matmul
+  [batch*heads, length, head_dim] x [batch*heads, head_dim, length];
+  attention_core_s: forward + backward of one layer's attention core (scores,
+  softmax, context) at the model's shapes, times the number of layers.
+  """
+  n, h, i = batch * length, cfg.hidden_size, cfg.intermediate_size
+  nh, hd = cfg.num_attention_heads, cfg.head_dim
+  ks = jax.random.split(jax.random.key(0), 4)
+
+  def med(f, *a):
+    jax.block_until_ready(f(*a))
+    ts = []
+    for _ in range(reps):
+      t = time.perf_counter()
+      jax.block_until_ready(f(*a))
+      ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+  x, w = jax.random.normal(ks[0], (n, h)), jax.random.normal(ks[1], (h, i))
+  dense = 2 * n * h * i / med(jax.jit(jnp.dot), x, w) / 1e9
+  q = jax.random.normal(ks[2], (batch * nh, length, hd))
+  kt = jax.random.normal(ks[3], (batch * nh, hd, length))
+  heads_rate = (2 * batch * nh * length * length * hd
+                / med(jax.jit(jnp.matmul), q, kt) / 1e9)
+  qkv = jax.random.normal(ks[0], (3, batch, nh, length, hd))
+
+  def core(qkv):
+    s = jnp.einsum("bhqd,bhkd->bhqk", qkv[0], qkv[1]) / hd ** 0.5
+    return jnp.einsum("bhqk,bhkd->bqhd", jax.nn.softmax(s, axis=-1), qkv[2])
+
+  core_grad = jax.jit(jax.grad(lambda a: jnp.sum(core(a) ** 2)))
+  return {"dense_gflops": dense, "head_matmul_gflops": heads_rate,
+          "attention_core_s": cfg.num_hidden_layers * med(core_grad, qkv),
+          "attention_flops_share": None}
+
+
 def main():
   args = ARGS
   info = {"jax": jax.__version__, "backend": jax.default_backend(),
@@ -322,6 +362,11 @@ def main():
                              if x and int(x) != args.length]
   results = [bench_step(n, args, mm) for n in lengths]
   mm_after = dict(mm.measure(args.matmul_reps), when="after the steps")
+  shapes = bench_shapes(PRESETS[args.preset], args.batch, args.length)
+  fl0 = results[0]["analytic_flops"]
+  shapes["attention_flops_share"] = fl0["forward_attention"] / fl0["forward"]
+  shapes["attention_step_share"] = (shapes["attention_core_s"] /
+                                    results[0]["seconds_per_step_median"])
   ref = max(mm_before[0]["gflops"], mm_after["gflops"])
   ref_best = max([mm_before[0]["gflops_best"], mm_after["gflops_best"]] +
                  [x for r in results for x in r["interleaved_matmul_gflops_all"]])
@@ -366,6 +411,12 @@ def main():
             f"({b['backward_s'] / s:.0%}), optimizer and rest "
             f"{b['optimizer_and_rest_s']:.3f} s "
             f"({b['optimizer_and_rest_s'] / s:.0%})")
+  print(f"  the step's shapes alone: feed-forward matmul "
+        f"{shapes['dense_gflops']:.0f} GFLOP/s, per-head attention matmul "
+        f"{shapes['head_matmul_gflops']:.0f} GFLOP/s; attention core "
+        f"(forward + backward, all layers) {shapes['attention_core_s']:.3f} s ="
+        f" {shapes['attention_step_share']:.0%} of the step for "
+        f"{shapes['attention_flops_share']:.0%} of its FLOPs")
   if others is not None:
     print(f"  other processes used {others:.0%} of the CPUs during the run"
           + (" -- the machine was shared: absolute numbers are low and "
@@ -379,7 +430,7 @@ def main():
              "hidden_size", "num_hidden_layers", "num_attention_heads",
              "intermediate_size", "vocab_size")},
          "matmul": mm_before + [mm_after], "matmul_reference_gflops": ref,
-         "train_step": results,
+         "train_step": results, "shapes": shapes,
          "ratio": target, "target_ratio": 0.80}
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
