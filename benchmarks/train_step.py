@@ -146,6 +146,16 @@ class CpuShare:
     return max(0.0, (busy - own) / (wall * (os.cpu_count() or 1)))
 
 
+def wall_times(fn, reps: int) -> list[float]:
+  """Seconds of `reps` calls of `fn`, each waited for to the end."""
+  out = []
+  for _ in range(reps):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    out.append(time.perf_counter() - t0)
+  return out
+
+
 class Matmul:
   """The jitted n x n float32 `jnp.dot` and its timing."""
 
@@ -159,12 +169,7 @@ class Matmul:
       self.f(self.a, self.b).block_until_ready()
 
   def times(self, reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-      t0 = time.perf_counter()
-      self.f(self.a, self.b).block_until_ready()
-      out.append(time.perf_counter() - t0)
-    return out
+    return wall_times(lambda: self.f(self.a, self.b), reps)
 
   def gflops(self, seconds: float) -> float:
     return 2 * self.n ** 3 / seconds / 1e9
@@ -315,13 +320,8 @@ def bench_shapes(cfg, batch: int, length: int, reps: int = 7) -> dict:
   ks = jax.random.split(jax.random.key(0), 4)
 
   def med(f, *a):
-    jax.block_until_ready(f(*a))
-    ts = []
-    for _ in range(reps):
-      t = time.perf_counter()
-      jax.block_until_ready(f(*a))
-      ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    jax.block_until_ready(f(*a))  # Compile.
+    return statistics.median(wall_times(lambda: f(*a), reps))
 
   x, w = jax.random.normal(ks[0], (n, h)), jax.random.normal(ks[1], (h, i))
   dense = 2 * n * h * i / med(jax.jit(jnp.dot), x, w) / 1e9

@@ -233,13 +233,20 @@ def test_textemb_is_the_mean_of_token_means():
   np.testing.assert_allclose(vec, np.mean(means, 0), rtol=1e-4, atol=1e-6)
 
 
-def test_stages_write_the_library(tmp_path):
+def _tiny_classification_config(tmp_path, n_train: int, n_val: int):
+  """The tiny test config on a synthetic classification task in tmp_path,
+  one epoch, with its library in tmp_path/lib."""
   data = synthetic.write_task(str(tmp_path / "data"), "classification",
-                              n_train=64, n_val=32)
+                              n_train=n_train, n_val=n_val)
   cfg = tiny.get_config()
   cfg.task = f"classification:{data}"
   cfg.library = str(tmp_path / "lib")
   cfg.num_epochs = 1
+  return cfg
+
+
+def test_stages_write_the_library(tmp_path):
+  cfg = _tiny_classification_config(tmp_path, n_train=64, n_val=32)
   cfg.embed.num_examples = 40
   embeddings.textemb_stage(cfg, str(tmp_path / "wd"))
   emb = embeddings.taskemb_stage(cfg, str(tmp_path / "wd"))
@@ -262,12 +269,7 @@ def test_stages_write_the_library(tmp_path):
 
 
 def test_head_mode_trains_only_the_head(tmp_path):
-  data = synthetic.write_task(str(tmp_path / "data"), "classification",
-                              n_train=32, n_val=16)
-  cfg = tiny.get_config()
-  cfg.task = f"classification:{data}"
-  cfg.library = str(tmp_path / "lib")
-  cfg.num_epochs = 1
+  cfg = _tiny_classification_config(tmp_path, n_train=32, n_val=16)
   cfg.embed.finetune = "head"
   embeddings.taskemb_stage(cfg, str(tmp_path / "wd"))
   tuned, _, _ = train.load_finetuned(str(tmp_path / "wd" / "finetune"))
