@@ -396,6 +396,21 @@ def _task_info(config, task, labels, spec: ModelSpec) -> dict[str, Any]:
   }
 
 
+# Config fields that change what a training run computes; two runs with
+# equal settings (and equal data and base model) give the same result.
+RUN_SETTINGS = (
+    "task", "data_dir", "model", "tokenizer", "init_from", "dropout", "dtype",
+    "max_length", "doc_stride", "max_query_length", "train_examples",
+    "data_seed", "eval_split", "max_eval_examples", "learning_rate",
+    "warmup_proportion", "weight_decay", "max_grad_norm", "adam_epsilon",
+    "batch_size", "num_epochs", "seed", "freeze_encoder")
+
+
+def run_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The config fields of `RUN_SETTINGS` as a plain dict (JSON-able)."""
+  return {k: config.get(k) for k in RUN_SETTINGS}
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> dict[str, Any]:
   """Fine-tunes on config.task; returns the final and best metrics.
