@@ -55,11 +55,11 @@ import zipfile
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from taskemb_jax.errors import DataError
-from taskemb_jax.tasks import SPLITS, TASKS, Record, Task, register
+from taskemb_jax.records import (SEED, SPLIT_PERCENT, SPLITS, Entry, Record,  # noqa: F401
+                                  Task, dedup_and_split, exact_key,
+                                  normalize_key, split_of, unescape)
+from taskemb_jax.tasks import TASKS, register
 
-SEED = 0  # Seed of the split hash; fixed so splits never move.
-# Percent of keys per split, in SPLITS order.
-SPLIT_PERCENT = (80, 10, 10)
 FETCH_HINT = "run: python -m taskemb_jax.bank fetch"
 MARKER = ".complete"  # Written last into <cache>/data/<source>/.
 
@@ -222,123 +222,6 @@ ATTRIBUTIONS: dict[str, str] = {
 # ---------------------------------------------------------------------------
 # Keys and splits.
 # ---------------------------------------------------------------------------
-
-_ENTITY = re.compile(r"&(?:[A-Za-z]{2,8}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
-_NON_ALNUM = re.compile(r"[\W_]+")
-
-
-def unescape(text: str) -> str:
-  """Decodes HTML entities written with a closing ';' (``&amp;`` -> ``&``).
-
-  Unlike `html.unescape`, leaves bare ``&lt``-style legacy forms alone, so
-  text such as ``R&D`` or ``AT&Tnot`` is never changed.
-  """
-  return _ENTITY.sub(lambda m: html.unescape(m.group(0)), text)
-
-
-def normalize_key(text: str) -> str:
-  """The key that assigns a text to a split, in every corpus alike.
-
-  Lower-cased, accents stripped, ``&`` read as "and", and every character
-  that is not a letter or digit removed (whitespace included). The corpora
-  tokenize the same Pang & Lee sentence differently (``century 's`` /
-  ``century's``; ``jean-claud`` / ``Jean Claud``; ``"" conan ""`` /
-  ``''Conan''``), and only this aggressive form maps them to one key (3,982
-  of MR's 4,000 sentences meet their VADER twin, against 1,007 when only
-  case, spaces and end punctuation are normalized). Near-duplicates within a
-  corpus share a split too. A text with no letters or digits keys on its
-  whitespace-collapsed lower case.
-  """
-  if "&" in text:
-    text = unescape(text).replace("&", " and ")
-  if not text.isascii():
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-  text = text.lower()
-  key = _NON_ALNUM.sub("", text)
-  return key or " ".join(text.split())
-
-
-def split_of(key: str, seed: int = SEED) -> str:
-  """The split ('train', 'validation' or 'test') of a normalized key.
-
-  ``int(sha1(f"{seed}:{key}"), 16) % 100`` against `SPLIT_PERCENT` (80/10/10):
-  deterministic across processes, platforms and corpora.
-  """
-  bucket = int(hashlib.sha1(f"{seed}:{key}".encode("utf-8")).hexdigest(),
-               16) % 100
-  edge = 0
-  for split, percent in zip(SPLITS, SPLIT_PERCENT):
-    edge += percent
-    if bucket < edge:
-      return split
-  return SPLITS[-1]
-
-
-def exact_key(text: str) -> str:
-  """The identity of a text for de-duplication: whitespace collapsed only.
-
-  Case and punctuation are kept: VADER's tweets hold deliberate variants
-  ("Good." / "GOOD!!!") whose ratings differ.
-  """
-  return " ".join(text.split())
-
-
-@dataclasses.dataclass
-class Entry:
-  """One parsed record with the keys that place it."""
-
-  record: Record
-  split_key: str  # normalize_key of the text that decides the split.
-  dedup_key: str  # exact_key: identity within the corpus.
-  label: Any  # Compared between duplicates: disagreeing ones are dropped.
-
-
-def dedup_and_split(entries: Iterable[Entry],
-                    seed: int = SEED) -> tuple[dict[str, list[Record]],
-                                               dict[str, int]]:
-  """Drops duplicates and assigns each remaining record to a split.
-
-  Records sharing a `dedup_key` are duplicates: if they all carry the same
-  label the first is kept, otherwise all of them are dropped. Returns the
-  records per split (in input order) and counts ``{"records", "duplicates",
-  "conflicts"}``: records read, duplicates dropped that agreed with the kept
-  record, records dropped because their duplicates disagreed.
-  """
-  first: dict[str, Entry] = {}
-  labels: dict[str, set] = {}
-  counts = {"records": 0, "duplicates": 0, "conflicts": 0}
-  group_size: dict[str, int] = {}
-  order: list[str] = []
-  for entry in entries:
-    counts["records"] += 1
-    key = entry.dedup_key
-    if key in first:
-      group_size[key] += 1
-      labels[key].add(_hashable(entry.label))
-      continue
-    first[key] = entry
-    labels[key] = {_hashable(entry.label)}
-    group_size[key] = 1
-    order.append(key)
-  splits: dict[str, list[Record]] = {split: [] for split in SPLITS}
-  for key in order:
-    if len(labels[key]) > 1:
-      counts["conflicts"] += group_size[key]
-      continue
-    counts["duplicates"] += group_size[key] - 1
-    entry = first[key]
-    splits[split_of(entry.split_key, seed)].append(entry.record)
-  return splits, counts
-
-
-def _hashable(value: Any) -> Any:
-  if isinstance(value, list):
-    return tuple(_hashable(v) for v in value)
-  if isinstance(value, dict):
-    return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
-  return value
-
 
 def _text_entry(record: Record) -> Entry:
   split_key = normalize_key(record["text"])

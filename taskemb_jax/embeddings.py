@@ -429,7 +429,7 @@ def finetuned_model(config, task, spec, workdir, records
       raise ConfigError("TaskEmb with embed.finetune='full'|'head' needs "
                         "--workdir (to fine-tune into) or embed.finetuned")
     run_dir = os.path.join(workdir, "finetune")
-  if not train_lib.is_finished(run_dir, config.num_epochs):
+  if not train_lib.is_finished(run_dir, config):
     cfg = config.copy_and_resolve_references()
     with cfg.unlocked():
       cfg.freeze_encoder = mode == "head"

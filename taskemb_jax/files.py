@@ -137,7 +137,7 @@ def safe_name(name: str) -> str:
       and len(name) <= _MAX_NAME):
     return name
   safe = _UNSAFE.sub("_", name).strip("._")[:_MAX_NAME] or "task"
-  return f"{safe}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:10]}"
+  return f"{safe}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
 
 
 def is_safe_component(folder: Any) -> bool:

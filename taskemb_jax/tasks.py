@@ -1,17 +1,6 @@
 """Task registry: where every task's data comes from and what it means.
 
-A task yields *records*, plain dicts whose shape depends on the task's kind:
-
-* ``classification`` / ``regression``:
-  ``{"text": str, "text_pair": str | None, "label": str | float}``
-  (classification labels are label *names*, the strings in ``Task.labels``).
-* ``qa`` (extractive, SQuAD style; an empty ``answers`` list means no answer):
-  ``{"id": str, "question": str, "context": str,
-     "answers": [{"text": str, "answer_start": int}, ...]}``
-* ``tagging``: ``{"tokens": [str, ...], "tags": [str, ...]}``
-
-The paper's three task *classes* (``Task.family``) are ``classification``
-(classification and regression), ``qa`` and ``tagging``.
+Records and the `Task` type are defined in `taskemb_jax.records`.
 
 Tasks come from three places, all registered in ``TASKS`` by name:
 
@@ -31,16 +20,8 @@ import os
 from typing import Any, Callable, Iterable, Sequence
 
 from taskemb_jax.errors import DataError
-
-KINDS = ("classification", "regression", "qa", "tagging")
-SPLITS = ("train", "validation", "test")
-# Primary metric per kind unless a task says otherwise.
-DEFAULT_METRIC = {
-    "classification": "accuracy",
-    "regression": "pearson",
-    "qa": "f1",
-    "tagging": "accuracy",
-}
+from taskemb_jax.records import (DEFAULT_METRIC, KINDS, SPLITS, Loader,
+                                  Record, Task, normalize_key, split_of)
 
 # The paper's fine-tuning settings per task class.
 FAMILY_DEFAULTS = {
@@ -51,43 +32,6 @@ FAMILY_DEFAULTS = {
     "tagging": dict(learning_rate=5e-5, batch_size=32, num_epochs=6,
                     max_length=128),
 }
-
-Record = dict[str, Any]
-# loader(split, data_dir) -> records of that split.
-Loader = Callable[[str, str | None], list[Record]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-  """A named task: its kind, labels, metric and a loader for its splits."""
-
-  name: str
-  kind: str  # One of KINDS.
-  loader: Loader = dataclasses.field(repr=False, compare=False)
-  labels: tuple[str, ...] | None = None  # Label names; None = infer from train.
-  metric: str = ""  # Primary metric (see taskemb_jax.metrics); "" = default.
-  size: int | None = None  # Number of training examples, where known.
-  source: str = ""  # 'hub:<path>[/<name>]', 'local', 'bank:<package>'.
-  description: str = ""  # One line for tables and reports.
-
-  def __post_init__(self):
-    if self.kind not in KINDS:
-      raise ValueError(f"task {self.name!r}: kind {self.kind!r} not in {KINDS}")
-    if not self.metric:
-      object.__setattr__(self, "metric", DEFAULT_METRIC[self.kind])
-
-  @property
-  def family(self) -> str:
-    """The paper's task class: 'classification' (incl. regression), 'qa' or 'tagging'."""
-    return "classification" if self.kind in ("classification", "regression") else self.kind
-
-  def load(self, split: str, data_dir: str | None = None) -> list[Record]:
-    """Returns the records of `split`; raises DataError if there are none."""
-    records = self.loader(split, data_dir)
-    if not records:
-      raise DataError(f"task {self.name!r}: split {split!r} is empty")
-    return records
-
 
 TASKS: dict[str, Task] = {}
 
@@ -331,7 +275,6 @@ def local_task(path: str, kind: str, name: str | None = None) -> Task:
     def load_file(split, data_dir):
       del data_dir
       if not cache:
-        from taskemb_jax.bank import normalize_key, split_of  # pylint: disable=import-outside-toplevel
         for r in read_file(path, kind):
           key = normalize_key(record_text(kind, r))
           cache.setdefault(split_of(key), []).append(r)

@@ -534,8 +534,9 @@ def evaluate_run(workdir: str, config: ml_collections.ConfigDict, split: str,
   return compute_metrics(info["kind"], outputs, data, labels)
 
 
-def is_finished(workdir: str, num_epochs: int) -> bool:
-  """Whether the run in `workdir` completed `num_epochs` epochs."""
+def is_finished(workdir: str, config: ml_collections.ConfigDict) -> bool:
+  """Whether the run in `workdir` completed config.num_epochs epochs."""
+  num_epochs = config.num_epochs
   path = os.path.join(workdir, "metrics.json")
   if not os.path.exists(path):
     return False

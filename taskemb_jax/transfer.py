@@ -132,7 +132,7 @@ def finetune_source(config, run_dir: str) -> None:
   The build_library stage fine-tunes its tasks here too, so a sweep in the
   same workdir reuses them.
   """
-  if not train_lib.is_finished(run_dir, config.num_epochs):
+  if not train_lib.is_finished(run_dir, config):
     train_lib.train_and_evaluate(config, run_dir)
   # The optimizer state is only needed to resume; the best model stays.
   shutil.rmtree(os.path.join(run_dir, checkpoint.LATEST), ignore_errors=True)
