@@ -34,6 +34,8 @@ from taskemb_jax.errors import UserError
 TEMP_PREFIX = ".tmp-"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 96  # Characters of a name kept before its hash suffix.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -42,6 +44,7 @@ def write_bytes(path: str, data: bytes) -> None:
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
   try:
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 -> what open() gives.
     with os.fdopen(fd, "wb") as f:
       f.write(data)
       f.flush()

@@ -22,6 +22,9 @@ def test_write_json_is_strict_and_converts_numpy(tmp_path):
   assert json.loads(text) == {"a": 0.5, "b": None, "c": [3, None],
                               "d": [0, 1]}
   assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+  umask = os.umask(0)
+  os.umask(umask)
+  assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_read_json_errors_name_file_and_line(tmp_path):
