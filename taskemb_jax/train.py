@@ -482,7 +482,10 @@ def is_finished(workdir: str, config: ml_collections.ConfigDict) -> bool:
   fields that differ; with config.overwrite it is not finished (and
   `train_and_evaluate` starts it over).
   """
-  if finished_summary(workdir, config.num_epochs) is None:
+  recorded = checkpoint.read_identity(workdir)
+  settings = recorded.get("settings") if isinstance(recorded, dict) else None
+  num_epochs = (settings or {}).get("num_epochs", config.num_epochs)
+  if finished_summary(workdir, num_epochs) is None:
     return False
   try:
     checkpoint.check_identity(workdir, config_identity(config))
@@ -697,6 +700,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   done = finished_summary(workdir, config.num_epochs)
   if done is not None:
     logging.info("%s: finished run of %s", workdir, task.name)
+    checkpoint.remove_temporaries(workdir)
+    checkpoint.keep_only(workdir, checkpoint.BEST, done["best"]["step"])
     files.write_json(os.path.join(workdir, checkpoint.METRICS), done)
     return done
   tokenizer = input_pipeline.load_tokenizer(spec.tokenizer_dir)
