@@ -233,9 +233,16 @@ def claim(workdir: str, identity: dict[str, Any], overwrite: bool) -> None:
 
 def identity_diff(old: dict[str, Any], new: dict[str, Any],
                   max_fields: int = 4) -> str:
-  """'field old -> new, ...' for the fields that differ, values shortened."""
+  """'field old -> new, ...' for the fields that differ, values shortened;
+  the task first, then the base model, the settings and the data."""
   a, b = _flatten(old), _flatten(new)
-  keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+  order = ("task", "base_model", "init_from_run", "settings", "train_data",
+           "eval_data")
+  keys = sorted((k for k in set(a) | set(b) if a.get(k) != b.get(k)),
+                key=lambda k: (next((i for i, p in enumerate(order)
+                                     if k.split(".")[0] == p), len(order)), k))
+  if "task" in keys and "settings.task" in keys:
+    keys.remove("settings.task")  # The same change twice.
   parts = [f"{k} {_short(a.get(k))} -> {_short(b.get(k))}"
            for k in keys[:max_fields]]
   if len(keys) > max_fields:
@@ -252,7 +259,7 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
   return out
 
 
-def _short(value: Any, n: int = 28) -> str:
+def _short(value: Any, n: int = 40) -> str:
   text = repr(value) if isinstance(value, str) else files.to_json(
       value, indent=None)
   text = text.replace("\n", " ")
