@@ -145,12 +145,13 @@ def restore(workdir: str, which: str, target: nnx.State | None = None
 
 def remove_temporaries(workdir: str) -> None:
   """Deletes what a killed writer left: orbax's ``*.orbax-checkpoint-tmp*``
-  folders in checkpoints/ and best/, ``.tmp-*`` files in the workdir.
+  folders (and folders half removed by `discard`) in the workdir,
+  checkpoints/ and best/, and ``.tmp-*`` files in the workdir.
 
   Call it only while no other process writes this run.
   """
-  for which in (LATEST, BEST):
-    folder = os.path.join(workdir, which)
+  for folder in (workdir, os.path.join(workdir, LATEST),
+                 os.path.join(workdir, BEST)):
     if os.path.isdir(folder):
       for name in os.listdir(folder):
         if _ORBAX_TMP in name:
@@ -172,7 +173,8 @@ def discard(workdir: str, names: tuple[str, ...] = RUN_FILES) -> None:
 def _remove_dir(path: str) -> None:
   """Removes a folder; renamed first, so a kill never leaves a partial
   folder under a checkpoint's name (only a temporary that is cleaned up)."""
-  trash = f"{path}{_ORBAX_TMP}-removed-{uuid.uuid4().hex[:8]}"
+  trash = path if _ORBAX_TMP in os.path.basename(path) else (
+      f"{path}{_ORBAX_TMP}-removed-{uuid.uuid4().hex[:8]}")
   try:
     os.replace(path, trash)
   except FileNotFoundError:

@@ -5,6 +5,14 @@ on the validation split after every epoch, keeps the latest and the best
 checkpoint (`taskemb_jax.checkpoint`) and resumes from the latest one when
 restarted. The steps are top-level functions jit-compiled with the model
 state replicated and the batch split over the mesh's ``data`` axis.
+
+A run is safe to kill at any instant: at an epoch end the latest checkpoint
+is saved first, then the best model, then metrics.json, and `resume` brings
+the workdir back to its latest checkpoint whatever was left half done. The
+workdir records the run's identity (`run_identity`) before anything else and
+resumes or reuses only a run of the same identity. Training stops at the
+first non-finite loss, gradient norm or weight, before anything of that
+epoch is saved.
 """
 
 from __future__ import annotations
@@ -467,8 +475,9 @@ def finished_summary(workdir: str, num_epochs: int) -> dict[str, Any] | None:
   if not os.path.exists(path):
     return None
   m = files.read_json(path)
+  m = m if isinstance(m, dict) else {}
   history, best = m.get("history") or [], m.get("best") or {}
-  if (len(history) < num_epochs or
+  if (not isinstance(best, dict) or len(history) < num_epochs or
       best.get("step") not in checkpoint.steps(workdir, checkpoint.BEST)):
     return None
   return {"task": m.get("task"), "metric": m.get("metric"), "best": best,

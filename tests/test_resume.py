@@ -202,6 +202,24 @@ def test_without_latest_checkpoints_a_killed_run_starts_over(data, tmp_path):
   assert files.read_json(os.path.join(workdir, "metrics.json")) == expected
 
 
+def test_saving_is_idempotent(tmp_path):
+  """A step saved again (or an older one) replaces what is there."""
+  workdir = str(tmp_path)
+  tree = {"w": np.arange(3.0)}
+  for step, scale in ((4, 1.0), (4, 2.0), (2, 3.0)):
+    checkpoint.save(workdir, checkpoint.BEST, step,
+                    {"w": tree["w"] * scale}, {"step": step})
+    assert checkpoint.steps(workdir, checkpoint.BEST) == [step]
+    got, meta = checkpoint.restore(workdir, checkpoint.BEST)
+    np.testing.assert_array_equal(got["w"], tree["w"] * scale)
+    assert meta == {"step": step}
+  os.makedirs(os.path.join(workdir, "best", "7.orbax-checkpoint-tmp-5"))
+  os.makedirs(os.path.join(workdir, "checkpoints.orbax-checkpoint-tmp-x"))
+  checkpoint.remove_temporaries(workdir)
+  assert sorted(os.listdir(workdir)) == ["best"]
+  assert os.listdir(os.path.join(workdir, "best")) == ["2"]
+
+
 # --- A real SIGKILL of the command line ------------------------------------
 
 _KILLER = r"""
@@ -226,12 +244,12 @@ def test_sigkill_between_latest_and_best_then_resume(data, reference,
   """SIGKILL right after the first save at the end of epoch 2 (the latest
   checkpoint; the best model of this epoch is not saved yet)."""
   workdir = str(tmp_path / "w")
-  # The second process reuses the first one's compiled steps.
-  cache = str(tmp_path / "xla")
+  # The default compilation cache: the second process reuses the first
+  # one's compiled steps.
   args = ["--config=configs/tiny.py", f"--workdir={workdir}",
           f"--config.task=regression:{data}"] + [
-              f"--config.{k}={v}" for k, v in
-              dict(OVERRIDES, compilation_cache=cache).items()]
+              f"--config.{k}={v}" for k, v in OVERRIDES.items()
+              if k != "compilation_cache"]
   env = dict(os.environ, PYTHONPATH=ROOT)
   killed = subprocess.run(
       [sys.executable, "-c", _KILLER.format(root=ROOT, kill_step=BEST_STEP,
