@@ -265,7 +265,9 @@ def _short(value: Any, n: int = 40) -> str:
   text = repr(value) if isinstance(value, str) else files.to_json(
       value, indent=None)
   text = text.replace("\n", " ")
-  return text if len(text) <= n else f"{text[:n // 2 - 1]}...{text[-n // 2 + 2:]}"
+  if len(text) <= n:
+    return text
+  return f"{text[:n // 2 - 1]}...{text[-n // 2 + 2:]}"
 
 
 def read_task_info(workdir: str) -> dict[str, Any]:

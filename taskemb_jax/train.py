@@ -22,7 +22,6 @@ import functools
 import hashlib
 import math
 import os
-import time
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -42,7 +41,7 @@ from taskemb_jax import pretrained
 from taskemb_jax import sharding
 from taskemb_jax import tasks as tasks_lib
 from taskemb_jax import validate
-from taskemb_jax.errors import ConfigError, DataError, UserError
+from taskemb_jax.errors import ConfigError, UserError
 from taskemb_jax.model import PRESETS, BertConfig
 from taskemb_jax.progress import Progress
 

@@ -78,7 +78,7 @@ def test_another_task_in_the_workdir_stops_with_one_line(run_a, data):
   msg = str(err.value)
   assert "\n" not in msg
   assert msg.startswith(f"{workdir} holds another run: ")
-  assert re.search(r": task '[^,]*syn0/a' -> '[^,]*syn0/b', train_data\.sha256 "
+  assert re.search(r": task '[^,]*/a' -> '[^,]*/b', train_data\.sha256 "
                    r"'[0-9a-f]{16}' -> '[0-9a-f]{16}', eval_data\.sha256", msg)
   assert msg.endswith("start it over with --config.overwrite=true or use "
                       "another --workdir")

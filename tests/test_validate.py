@@ -207,7 +207,8 @@ def test_metrics_files_are_strict_json(tmp_path):
   task = types.SimpleNamespace(name="t", metric="pearson")
   run = train.RunState(step=1, history=[{"loss": math.inf, "pearson": 0.5}],
                        best={"loss": math.nan})
-  train._write_metrics(str(tmp_path), task, run)  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  train._write_metrics(str(tmp_path), task, run)
   text = open(tmp_path / "metrics.json").read()
 
   def reject(name):
