@@ -73,9 +73,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Model init, dropout and data order; vary it for random restarts.
   c.seed = 0
   # Save the full training state (model + optimizer) at every epoch end, to
-  # resume a killed run; off = only the best model is kept.
+  # resume a killed run; off = only the best model is kept (a killed run
+  # starts over).
   c.save_latest = True
-  # Also save the latest state every this many steps (0 = each epoch only).
+  # Also save the latest state every this many steps (0 = each epoch only;
+  # only with save_latest).
   c.checkpoint_every_steps = 0
   # Train only the task head, keeping the encoder fixed.
   c.freeze_encoder = False
@@ -87,7 +89,8 @@ def get_config() -> ml_collections.ConfigDict:
   # --- Task embeddings (textemb / taskemb stages) ---------------------------
   # The task library the embeddings are written to (and ranked from).
   c.library = "library"
-  # Replace embeddings that the library already holds for the task.
+  # Replace embeddings that the library already holds for the task; and
+  # start a training run over in a workdir that holds another run.
   c.overwrite = False
   c.embed = ml_collections.ConfigDict()
   # Embed this many training examples drawn with embed.seed (0 = all).

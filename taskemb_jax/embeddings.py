@@ -429,10 +429,10 @@ def finetuned_model(config, task, spec, workdir, records
       raise ConfigError("TaskEmb with embed.finetune='full'|'head' needs "
                         "--workdir (to fine-tune into) or embed.finetuned")
     run_dir = os.path.join(workdir, "finetune")
-  if not train_lib.is_finished(run_dir, config):
-    cfg = config.copy_and_resolve_references()
-    with cfg.unlocked():
-      cfg.freeze_encoder = mode == "head"
+  cfg = config.copy_and_resolve_references()
+  with cfg.unlocked():
+    cfg.freeze_encoder = mode == "head"
+  if not train_lib.is_finished(run_dir, cfg):
     train_lib.train_and_evaluate(cfg, run_dir)
   model, info, _ = train_lib.load_finetuned(run_dir, dtype=config.dtype)
   if info["task"] != task.name:

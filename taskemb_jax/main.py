@@ -17,6 +17,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from taskemb_jax import validate
 from taskemb_jax.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.",
@@ -44,6 +45,7 @@ def run(config, workdir: str):
   if config.stage not in STAGES:
     raise UserError(f"config.stage={config.stage!r}; use one of "
                     f"{', '.join(STAGES)}")
+  validate.check_config(config)
   module, fn = STAGES[config.stage].split(":")
   return getattr(importlib.import_module(module), fn)(config, workdir)
 

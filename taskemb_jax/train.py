@@ -5,15 +5,23 @@ on the validation split after every epoch, keeps the latest and the best
 checkpoint (`taskemb_jax.checkpoint`) and resumes from the latest one when
 restarted. The steps are top-level functions jit-compiled with the model
 state replicated and the batch split over the mesh's ``data`` axis.
+
+A run is safe to kill at any instant: at an epoch end the latest checkpoint
+is saved first, then the best model, then metrics.json, and `resume` brings
+the workdir back to its latest checkpoint whatever was left half done. The
+workdir records the run's identity (`run_identity`) before anything else and
+resumes or reuses only a run of the same identity. Training stops at the
+first non-finite loss, gradient norm or weight, before anything of that
+epoch is saved.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
+import hashlib
+import math
 import os
-import time
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -25,17 +33,19 @@ from absl import logging
 from flax import nnx
 
 from taskemb_jax import checkpoint
+from taskemb_jax import files
 from taskemb_jax import heads
 from taskemb_jax import input_pipeline
 from taskemb_jax import metrics as metrics_lib
 from taskemb_jax import pretrained
 from taskemb_jax import sharding
 from taskemb_jax import tasks as tasks_lib
-from taskemb_jax.errors import ConfigError, DataError, UserError
+from taskemb_jax import validate
+from taskemb_jax.errors import ConfigError, UserError
 from taskemb_jax.model import PRESETS, BertConfig
 from taskemb_jax.progress import Progress
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DTYPES = {name: getattr(jnp, name) for name in validate.DTYPES}
 
 
 # ----------------------------------------------------------------------------
@@ -68,6 +78,7 @@ def model_spec(config: ml_collections.ConfigDict) -> ModelSpec:
     weights = pretrained.resolve_model_dir(name)
     cfg = pretrained.read_config(weights)
     tok = config.tokenizer or weights
+  validate.check_max_length(config, cfg)
   if config.get("dropout", -1.0) >= 0:
     cfg = cfg.replace(hidden_dropout_prob=config.dropout,
                       attention_probs_dropout_prob=config.dropout)
@@ -380,7 +391,7 @@ def compute_metrics(kind: str, outputs: Mapping[str, Any], split: Split,
 
 
 # ----------------------------------------------------------------------------
-# The training loop.
+# The identity of a run.
 # ----------------------------------------------------------------------------
 
 
@@ -411,27 +422,302 @@ def run_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return {k: config.get(k) for k in RUN_SETTINGS}
 
 
+def used_records(config, task: tasks_lib.Task
+                 ) -> tuple[list[dict], list[dict], list[dict]]:
+  """(train records trained on, all train records, eval records used)."""
+  all_train = task.load("train", config.data_dir or None)
+  train = subsample(all_train, config.train_examples, config.data_seed)
+  val = subsample(task.load(config.eval_split, config.data_dir or None),
+                  config.max_eval_examples, 0)
+  return train, all_train, val
+
+
+def run_identity(config, task: tasks_lib.Task, spec: ModelSpec,
+                 train_records: list[dict], eval_records: list[dict]
+                 ) -> dict[str, Any]:
+  """What a run computes: equal identities give equal results.
+
+  The task, fingerprints of the records trained and evaluated on (after
+  subsampling), of the base model's weights (random presets: of their
+  sizes) and tokenizer, of the run `init_from` names, and `run_settings`.
+  """
+  if spec.weights_dir:
+    weights = checkpoint.file_fingerprint(spec.weights_dir,
+                                          ("config.json", "model.safetensors"))
+  else:
+    weights = "random-" + hashlib.sha256(
+        repr(spec.config).encode()).hexdigest()[:12]
+  return {
+      "task": task.name,
+      "train_data": checkpoint.records_fingerprint(train_records),
+      "eval_data": checkpoint.records_fingerprint(eval_records),
+      "base_model": {"name": config.model, "weights": weights,
+                     "tokenizer": checkpoint.file_fingerprint(
+                         spec.tokenizer_dir, pretrained.TOKENIZER_FILES[:3])},
+      "init_from_run": (checkpoint.identity_fingerprint(config.init_from)
+                        or "unrecorded") if config.init_from else "",
+      "settings": run_settings(config),
+  }
+
+
+def config_identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """`run_identity` of the run `config` describes (loads its data)."""
+  task = tasks_lib.get_task(config.task)
+  train, _, val = used_records(config, task)
+  return run_identity(config, task, model_spec(config), train, val)
+
+
+def finished_summary(workdir: str, num_epochs: int) -> dict[str, Any] | None:
+  """The summary of a run in `workdir` that completed `num_epochs` epochs
+  and holds its best model; None if there is none (identity unchecked)."""
+  path = os.path.join(workdir, checkpoint.METRICS)
+  if not os.path.exists(path):
+    return None
+  m = files.read_json(path)
+  m = m if isinstance(m, dict) else {}
+  history, best = m.get("history") or [], m.get("best") or {}
+  if (not isinstance(best, dict) or len(history) < num_epochs or
+      best.get("step") not in checkpoint.steps(workdir, checkpoint.BEST)):
+    return None
+  return {"task": m.get("task"), "metric": m.get("metric"), "best": best,
+          "final": history[-1], "history": history}
+
+
+def is_finished(workdir: str, config: ml_collections.ConfigDict) -> bool:
+  """Whether `workdir` holds a finished run of `config`'s identity.
+
+  A finished run of another identity is a one-line ConfigError naming the
+  fields that differ; with config.overwrite it is not finished (and
+  `train_and_evaluate` starts it over).
+  """
+  recorded = checkpoint.read_identity(workdir)
+  settings = recorded.get("settings") if isinstance(recorded, dict) else None
+  num_epochs = (settings or {}).get("num_epochs", config.num_epochs)
+  if finished_summary(workdir, num_epochs) is None:
+    return False
+  try:
+    checkpoint.check_identity(workdir, config_identity(config))
+  except ConfigError:
+    if config.get("overwrite", False):
+      return False
+    raise
+  return True
+
+
+# ----------------------------------------------------------------------------
+# The training loop.
+# ----------------------------------------------------------------------------
+
+
+class NonFiniteError(UserError):
+  """Training reached a non-finite loss, gradient or weight."""
+
+
+@dataclasses.dataclass
+class RunState:
+  """Where a run stands: what the latest checkpoint's metadata holds."""
+
+  step: int = 0
+  history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  best: dict[str, Any] = dataclasses.field(default_factory=dict)
+  epoch_loss: tuple[float, float] = (0.0, 0.0)  # Of a partly trained epoch.
+
+  def meta(self) -> dict[str, Any]:
+    return {"step": self.step, "history": self.history, "best": self.best,
+            "epoch_loss": list(self.epoch_loss)}
+
+
+@dataclasses.dataclass
+class _Loop:
+  """What the steps of a run share (see `train_and_evaluate`)."""
+
+  config: ml_collections.ConfigDict
+  workdir: str
+  task: tasks_lib.Task
+  steps: Steps
+  mesh: Any
+  train: Split
+  steps_per_epoch: int
+  progress: Progress
+  key: jax.Array
+
+
+def _resume_plan(workdir: str, step: int) -> str:
+  """'resume', 'rebest' (the best model is that of the latest checkpoint
+  and was not saved yet) or 'restart' (the best model is lost)."""
+  meta = checkpoint.read_meta(workdir, checkpoint.LATEST, step)
+  best = (meta.get("best") or {}).get("step")
+  if best is None or best in checkpoint.steps(workdir, checkpoint.BEST):
+    return "resume"
+  if best == step:
+    return "rebest"
+  logging.warning("%s: the best model of step %d is missing; starting over",
+                  workdir, best)
+  return "restart"
+
+
+def resume(workdir: str, config, task: tasks_lib.Task, state: nnx.State
+           ) -> tuple[nnx.State, RunState]:
+  """Restores the latest checkpoint into `state` and makes the workdir agree
+  with it; without one (or with save_latest off) starts over.
+
+  Whatever instant a run was killed at, the workdir is brought to the state
+  of its latest checkpoint: temporaries removed, a best model of a later
+  step (the killed future) removed, a best model saved with the latest
+  checkpoint but not yet on its own re-saved, metrics.json rewritten.
+  """
+  checkpoint.remove_temporaries(workdir)
+  step = checkpoint.latest_step(workdir) if config.save_latest else None
+  plan = "restart" if step is None else _resume_plan(workdir, step)
+  if plan == "restart":
+    checkpoint.discard(workdir, (checkpoint.LATEST, checkpoint.BEST,
+                                 checkpoint.METRICS))
+    return state, RunState()
+  state, meta = checkpoint.restore(workdir, checkpoint.LATEST, state)
+  checkpoint.keep_only(workdir, checkpoint.LATEST, step)
+  run = RunState(meta["step"], meta["history"], meta["best"],
+                 tuple(meta.get("epoch_loss", (0.0, 0.0))))
+  if plan == "rebest":
+    checkpoint.save(workdir, checkpoint.BEST, step, state[0],
+                    {"step": step, "metrics": run.best})
+  checkpoint.keep_only(workdir, checkpoint.BEST, run.best.get("step"))
+  _write_metrics(workdir, task, run)
+  logging.info("resumed from %s at step %d", workdir, run.step)
+  return state, run
+
+
+def _write_metrics(workdir: str, task: tasks_lib.Task, run: RunState,
+                   final: bool = False) -> dict[str, Any]:
+  summary = {"task": task.name, "metric": task.metric, "best": run.best}
+  if final:
+    summary["final"] = run.history[-1] if run.history else {}
+  summary["history"] = run.history
+  files.write_json(os.path.join(workdir, checkpoint.METRICS), summary)
+  return summary
+
+
+def _add_step_loss(loss: list[float], step: int, m: Mapping[str, Any],
+                   epoch: int, loop: _Loop) -> None:
+  """Adds one step's loss sums (read from the device) to `loss`; stops at
+  a non-finite loss or gradient norm."""
+  total, count = float(m["loss_sum"]), float(m["count"])
+  norm = float(m["grad_norm"])
+  if not (math.isfinite(total) and math.isfinite(norm)):
+    _stop(loop, step, epoch, f"the training loss is {total / max(count, 1):g} "
+          f"and the gradient norm {norm:g}")
+  loss[0] += total
+  loss[1] += count
+
+
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.floating)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def _check_weights(loop: _Loop, state: nnx.State, step: int, epoch: int):
+  if not bool(_all_finite(state[0])):
+    _stop(loop, step, epoch, "the model weights are not finite")
+
+
+def _stop(loop: _Loop, step: int, epoch: int, what: str):
+  c = loop.config
+  raise NonFiniteError(
+      f"step {step} (epoch {epoch + 1}/{c.num_epochs}) of {loop.task.name}: "
+      f"{what}; stopped before saving anything of this epoch (earlier "
+      f"checkpoints in {loop.workdir} are kept); try a lower "
+      f"config.learning_rate (now {c.learning_rate:g}) or check the "
+      "training data")
+
+
+def train_epoch(loop: _Loop, state: nnx.State, run: RunState, epoch: int
+                ) -> tuple[nnx.State, float]:
+  """Trains the (rest of the) epoch; returns the state and its train loss.
+
+  Each step's loss is read after the next step is dispatched, so the check
+  for non-finite values does not stall the device.
+  """
+  config, spe = loop.config, loop.steps_per_epoch
+  loss = list(run.epoch_loss) if run.step > epoch * spe else [0.0, 0.0]
+  pending = None
+  for i, batch in enumerate(global_batches(
+      loop.train, config.batch_size, config, shuffle=True, seed=config.seed,
+      epoch=epoch)):
+    if epoch * spe + i < run.step:
+      continue  # Already trained before a restart.
+    state, m = loop.steps.train(state, sharding.put_batch(batch, loop.mesh),
+                                jax.random.fold_in(loop.key, run.step))
+    run.step += 1
+    if pending is not None:
+      _add_step_loss(loss, *pending, epoch, loop)
+    pending = (run.step, m)
+    loop.progress.update(config.batch_size)
+    if (config.save_latest and config.checkpoint_every_steps and
+        run.step % config.checkpoint_every_steps == 0 and run.step % spe):
+      _add_step_loss(loss, *pending, epoch, loop)
+      pending = None
+      _check_weights(loop, state, run.step, epoch)
+      run.epoch_loss = (loss[0], loss[1])
+      checkpoint.save(loop.workdir, checkpoint.LATEST, run.step, state,
+                      run.meta())
+  if pending is not None:
+    _add_step_loss(loss, *pending, epoch, loop)
+  _check_weights(loop, state, run.step, epoch)
+  return state, loss[0] / max(loss[1], 1.0)
+
+
+def end_epoch(loop: _Loop, state: nnx.State, run: RunState,
+              result: dict[str, Any]) -> None:
+  """Records an evaluated epoch: the latest checkpoint first (it holds the
+  best model too), then the best model, then metrics.json; `resume` repairs
+  a kill between any two of these."""
+  run.history.append(result)
+  metric = loop.task.metric
+  improved = not run.best or result[metric] > run.best[metric]
+  if improved:
+    run.best = dict(result)
+  run.epoch_loss = (0.0, 0.0)
+  if loop.config.save_latest:
+    checkpoint.save(loop.workdir, checkpoint.LATEST, run.step, state,
+                    run.meta())
+  if improved:
+    checkpoint.save(loop.workdir, checkpoint.BEST, run.step, state[0],
+                    {"step": run.step, "metrics": result})
+  _write_metrics(loop.workdir, loop.task, run)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> dict[str, Any]:
   """Fine-tunes on config.task; returns the final and best metrics.
 
-  Writes into `workdir`: task.json, metrics.json (one entry per epoch),
-  checkpoints/ (latest, for resuming) and best/ (best validation metric).
-  Resumes from checkpoints/ if present.
+  Writes into `workdir`: identity.json (first), task.json, metrics.json
+  (one entry per epoch), checkpoints/ (latest, for resuming) and best/
+  (best validation metric). Resumes a run of the same identity (a finished
+  one is returned as it is); a run of another identity is a ConfigError,
+  or with config.overwrite is discarded and trained anew.
   """
   if not workdir:
     raise ConfigError("the train stage needs --workdir")
-  os.makedirs(workdir, exist_ok=True)
+  validate.check_config(config)
   task = tasks_lib.get_task(config.task)
   spec = model_spec(config)
+  train_used, train_records, val_used = used_records(config, task)
+  checkpoint.claim(workdir, run_identity(config, task, spec, train_used,
+                                         val_used), config.overwrite)
+  done = finished_summary(workdir, config.num_epochs)
+  if done is not None:
+    logging.info("%s: finished run of %s", workdir, task.name)
+    checkpoint.remove_temporaries(workdir)
+    checkpoint.keep_only(workdir, checkpoint.BEST, done["best"]["step"])
+    files.write_json(os.path.join(workdir, checkpoint.METRICS), done)
+    return done
   tokenizer = input_pipeline.load_tokenizer(spec.tokenizer_dir)
-  train_records = task.load("train", config.data_dir or None)
   labels = label_names(task, train_records)
   train = load_split(task, "train", config, tokenizer, labels,
-                     max_examples=config.train_examples,
-                     seed=config.data_seed, records=train_records)
+                     records=train_used)
   val = load_split(task, config.eval_split, config, tokenizer, labels,
-                   max_examples=config.max_eval_examples, seed=0)
+                   records=val_used)
   logging.info("task %s (%s): %d train records (%d features), %d %s records",
                task.name, task.kind, len(train.records),
                len(train.features["input_ids"]), len(val.records),
@@ -448,67 +734,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                        dtype=config.dtype, init_from=config.init_from)
   optimizer = nnx.Optimizer(model, create_optimizer(config, total_steps),
                             wrt=nnx.Param)
-  state = nnx.state((model, optimizer))
-  info = _task_info(config, task, labels, spec)
-  checkpoint.write_json(os.path.join(workdir, "task.json"), info)
-
-  history: list[dict[str, Any]] = []
-  best: dict[str, Any] = {}
-  start_step = 0
-  resumed_loss = [0.0, 0.0]  # Train-loss sums of a partly trained epoch.
-  if checkpoint.latest_step(workdir) is not None:
-    state, meta = checkpoint.restore(workdir, checkpoint.LATEST, state)
-    start_step, history, best = meta["step"], meta["history"], meta["best"]
-    resumed_loss = meta.get("epoch_loss", [0.0, 0.0])
-    logging.info("resumed from %s at step %d", workdir, start_step)
+  files.write_json(os.path.join(workdir, checkpoint.TASK_INFO),
+                   _task_info(config, task, labels, spec))
+  state, run = resume(workdir, config, task, nnx.state((model, optimizer)))
+  loop = _Loop(config, workdir, task, steps_for(model, task.kind, mesh,
+                                                optimizer),
+               mesh, train, steps_per_epoch,
+               Progress("train", total_steps * config.batch_size),
+               jax.random.key(config.seed))
+  loop.progress.done = run.step * config.batch_size
   state = sharding.put_replicated(state, mesh)
-  steps = steps_for(model, task.kind, mesh, optimizer)
-  base_key = jax.random.key(config.seed)
-
-  progress = Progress("train", total_steps * config.batch_size)
-  progress.done = start_step * config.batch_size
-  step = start_step
-  for epoch in range(start_step // max(steps_per_epoch, 1), config.num_epochs):
-    # Device scalars, read once an epoch (and at mid-epoch checkpoints).
-    loss_sum, loss_count = resumed_loss if step > epoch * steps_per_epoch \
-        else (0.0, 0.0)
-    for i, batch in enumerate(global_batches(
-        train, config.batch_size, config, shuffle=True,
-        seed=config.seed, epoch=epoch)):
-      if epoch * steps_per_epoch + i < step:
-        continue  # Already trained before a restart.
-      state, m = steps.train(state, sharding.put_batch(batch, mesh),
-                             jax.random.fold_in(base_key, step))
-      loss_sum, loss_count = loss_sum + m["loss_sum"], loss_count + m["count"]
-      step += 1
-      progress.update(config.batch_size)
-      if (config.checkpoint_every_steps and step % config.checkpoint_every_steps
-          == 0 and step % steps_per_epoch):
-        checkpoint.save(workdir, checkpoint.LATEST, step, state,
-                        {"step": step, "history": history, "best": best,
-                         "epoch_loss": [float(loss_sum), float(loss_count)]})
-    train_loss = float(loss_sum) / max(float(loss_count), 1.0)
-    outputs = run_model(steps, state[0], val, config, task.kind)
+  for epoch in range(run.step // max(steps_per_epoch, 1), config.num_epochs):
+    state, train_loss = train_epoch(loop, state, run, epoch)
+    outputs = run_model(loop.steps, state[0], val, config, task.kind)
     result = compute_metrics(task.kind, outputs, val, labels)
-    result.update(epoch=epoch + 1, step=step, train_loss=train_loss)
-    history.append(result)
+    result.update(epoch=epoch + 1, step=run.step, train_loss=train_loss)
     logging.info("epoch %d/%d: %s", epoch + 1, config.num_epochs,
                  " ".join(f"{k} {v:.4f}" for k, v in result.items()
                           if isinstance(v, float)))
-    if not best or result[task.metric] > best[task.metric]:
-      best = dict(result)
-      checkpoint.save(workdir, checkpoint.BEST, step, state[0],
-                      {"step": step, "metrics": result})
-    if config.save_latest:
-      checkpoint.save(workdir, checkpoint.LATEST, step, state,
-                      {"step": step, "history": history, "best": best})
-    checkpoint.write_json(os.path.join(workdir, "metrics.json"),
-                          {"task": task.name, "metric": task.metric,
-                           "history": history, "best": best})
-  summary = {"task": task.name, "metric": task.metric, "best": best,
-             "final": history[-1] if history else {}, "history": history}
-  checkpoint.write_json(os.path.join(workdir, "metrics.json"), summary)
-  return summary
+    end_epoch(loop, state, run, result)
+  return _write_metrics(workdir, task, run, final=True)
 
 
 # ----------------------------------------------------------------------------
@@ -532,16 +777,6 @@ def evaluate_run(workdir: str, config: ml_collections.ConfigDict, split: str,
   outputs = run_model(steps, sharding.put_replicated(nnx.state(model), mesh),
                       data, cfg, info["kind"], name=split)
   return compute_metrics(info["kind"], outputs, data, labels)
-
-
-def is_finished(workdir: str, config: ml_collections.ConfigDict) -> bool:
-  """Whether the run in `workdir` completed config.num_epochs epochs."""
-  num_epochs = config.num_epochs
-  path = os.path.join(workdir, "metrics.json")
-  if not os.path.exists(path):
-    return False
-  with open(path) as f:
-    return len(json.load(f).get("history", [])) >= num_epochs
 
 
 def load_finetuned(workdir: str, which: str = checkpoint.BEST,
@@ -589,11 +824,8 @@ def predict(config: ml_collections.ConfigDict, workdir: str) -> str:
   rows = _prediction_rows(kind, outputs, split, labels)
   out_path = config.predict_output or os.path.join(workdir,
                                                    "predictions.jsonl")
-  tmp = out_path + ".tmp"
-  with open(tmp, "w") as f:
-    for row in rows:
-      f.write(json.dumps(row) + "\n")
-  os.replace(tmp, out_path)
+  files.write_text(out_path, "".join(files.to_json(row, indent=None) + "\n"
+                                    for row in rows))
   if has_labels:
     m = compute_metrics(kind, outputs, split, labels)
     logging.info("metrics on the labelled input: %s", m)
