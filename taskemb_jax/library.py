@@ -6,7 +6,7 @@ Layout::
   <library>/<folder>/textemb.npy     [hidden] float32
   <library>/<folder>/taskemb.npz     one [hidden] array per component
   <library>/<folder>/entry.json      the task's manifest entry
-  <library>/.lock                    the lock file (``fcntl.flock``)
+  <library>/.lock, .lock.turn        lock files (``fcntl.flock``)
 
 An entry records the task (name, kind, family, metric, size, number of
 examples embedded), the fingerprints of the base model (weights + config)
@@ -18,6 +18,8 @@ nothing outside the library is ever read or deleted for it.
 Sharing. Every change (`add`, `remove`, `repair`) holds the exclusive lock
 on ``.lock`` for its whole read-modify-write; readers (`open_library`,
 `tasks`, `load`) hold the shared lock while they read and change nothing.
+Both pass ``.lock.turn`` first (writers hold it, readers pass it shared), so
+a waiting writer is not starved by a stream of readers.
 A new version of a task is written completely into a uniquely named
 ``.<folder>.new-<id>`` folder; the current folder is renamed to
 ``.<folder>.old-<id>``, the new one renamed into place, the manifest
@@ -64,13 +66,11 @@ from taskemb_jax.errors import LibraryError, UserError
 
 VERSION = 1
 MANIFEST = "manifest.json"
-LOCK = ".lock"
+LOCK, TURN = ".lock", ".lock.turn"
 TEXTEMB, TASKEMB, ENTRY = "textemb.npy", "taskemb.npz", "entry.json"
 FILES = {"textemb": TEXTEMB, "taskemb": TASKEMB}
 # Options that may differ between tasks of one comparison (data, not method).
 PER_TASK_OPTIONS = ("num_examples", "components", "seed")
-# Seconds a reader or writer waits for the lock before a "busy" error.
-LOCK_TIMEOUT_S = 600.0
 # Staging and backup folders of an unfinished write: .<folder>.new|old-<id>.
 _SIDE = re.compile(r"\.(.+)\.(new|old)(-[A-Za-z0-9_]+)?")
 _T = TypeVar("_T")
@@ -110,21 +110,23 @@ def _read_manifest(lib: str) -> dict[str, Any]:
 def _reading(lib: str, read: Callable[[], _T]) -> _T:
   """`read()` under the library's shared lock.
 
-  A library that no writer has locked yet has no lock file: it is read
-  without one (reading creates nothing), and read again under the lock if a
-  writer created the file meanwhile.
+  A library that no writer has locked yet has no lock files: it is read
+  without them (reading creates nothing), and read again under the lock if a
+  writer created them meanwhile. Waits as long as a writer holds the lock.
   """
-  path = os.path.join(lib, LOCK)
-  if not os.path.exists(path):
+  turn = os.path.join(lib, TURN)
+  if not os.path.exists(turn):
     try:
       result = read()
     except (LibraryError, OSError):
-      if not os.path.exists(path):
+      if not os.path.exists(turn):
         raise
     else:
-      if not os.path.exists(path):
+      if not os.path.exists(turn):
         return result
-  with files.lock(path, LOCK_TIMEOUT_S, what=lib, shared=True):
+  with contextlib.ExitStack() as held:
+    with files.lock(turn, shared=True):
+      held.enter_context(files.lock(os.path.join(lib, LOCK), shared=True))
     return read()
 
 
@@ -261,12 +263,17 @@ def load(lib: str, name: str, *, verify: bool = True) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _writing(lib: str, create: bool = True) -> Iterator[dict[str, Any]]:
-  """Holds the exclusive lock; yields the manifest after `_repair`."""
+  """Holds the exclusive lock; yields the manifest after `_repair`.
+
+  Waits as long as other writers or readers hold the lock (the kernel
+  queues the request; a killed holder's lock is dropped).
+  """
   if not os.path.isdir(lib):
     if not create:
       raise LibraryError(f"{lib}: no task library here")
     os.makedirs(lib, exist_ok=True)
-  with files.lock(os.path.join(lib, LOCK), LOCK_TIMEOUT_S, what=lib):
+  with files.lock(os.path.join(lib, TURN)), files.lock(
+      os.path.join(lib, LOCK)):
     yield _repair(lib)
 
 

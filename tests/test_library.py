@@ -16,6 +16,7 @@ from taskemb_jax.errors import LibraryError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(ROOT, "library", "minilm-l6")
+LOCKS = [library.LOCK, library.TURN]  # Lock files every written library has.
 
 BASE = {"model": "m1", "tokenizer": "t1"}
 TASKEMB_OPTS = {"estimator": "empirical", "finetune": "full",
@@ -53,7 +54,7 @@ def test_round_trip_and_manifest(tmp_path):
   assert manifest["tasks"]["a"]["textemb"] == {"max_length": 1}
   # One folder per task with the two files and no leftovers.
   assert sorted(os.listdir(lib)) == sorted(
-      [".lock", "manifest.json", "a", manifest["tasks"]["b/c:d"]["folder"]])
+      LOCKS + ["manifest.json", "a", manifest["tasks"]["b/c:d"]["folder"]])
   assert manifest["tasks"]["b/c:d"]["folder"] == files.safe_name("b/c:d")
   assert sorted(os.listdir(os.path.join(lib, "a"))) == [
       "entry.json", "taskemb.npz", "textemb.npy"]
@@ -168,7 +169,7 @@ def test_kill_at_any_point_leaves_old_or_new(tmp_path, monkeypatch, kill_at):
   library.add(lib, entry("a"), textemb=new_text, textemb_options={"v": 3},
               overwrite=True)
   assert library.load(lib, "a")["entry"]["textemb"] == {"v": 3}
-  assert [d for d in os.listdir(lib) if d.startswith(".")] == [".lock"]
+  assert sorted(d for d in os.listdir(lib) if d.startswith(".")) == LOCKS
   assert os.listdir(os.path.join(lib, "a")) != []
   assert not [f for f in os.listdir(os.path.join(lib, "a"))
               if f.startswith(".")]
@@ -317,7 +318,7 @@ def test_interrupted_swap_is_read_around_and_repaired(tmp_path):
   assert library.tasks(lib) == ["a"]
   assert snapshot(lib) == before
   library.repair(lib)
-  assert sorted(os.listdir(lib)) == [".lock", "a", "manifest.json"]
+  assert sorted(os.listdir(lib)) == LOCKS + ["a", "manifest.json"]
   np.testing.assert_array_equal(library.load(lib, "a")["textemb"], text)
 
 
@@ -339,7 +340,7 @@ def test_swapped_but_unrecorded_version_is_rolled_forward(tmp_path):
   # ... the next writer records the complete new one and drops the backup.
   library.add(lib, entry("b"), textemb=text, textemb_options={})
   assert library.load(lib, "a")["entry"]["textemb"] == {"v": 2}
-  assert sorted(os.listdir(lib)) == [".lock", "a", "b", "manifest.json"]
+  assert sorted(os.listdir(lib)) == LOCKS + ["a", "b", "manifest.json"]
 
 
 def test_removed_task_is_not_resurrected(tmp_path):
@@ -354,7 +355,7 @@ def test_removed_task_is_not_resurrected(tmp_path):
   assert library.tasks(lib) == ["b"]
   library.repair(lib)
   assert library.tasks(lib) == ["b"]
-  assert sorted(os.listdir(lib)) == [".lock", "b", "manifest.json"]
+  assert sorted(os.listdir(lib)) == LOCKS + ["b", "manifest.json"]
 
 
 # ----------------------------------------------------------------------------
