@@ -395,3 +395,16 @@ def test_command_line_list_verify_remove(tmp_path):
   assert (out.returncode, out.stderr) == (
       2, f"error: {tmp_path / 'none'}: no task library here\n")
   assert not os.path.exists(tmp_path / "none")
+
+
+def test_shared_locks_coexist_and_exclude_a_writer(tmp_path):
+  path = str(tmp_path / ".lock")
+  with files.lock(path, shared=True), files.lock(path, shared=True,
+                                                 timeout_s=0.1):
+    with pytest.raises(files.UserError, match="busy"):
+      with files.lock(path, timeout_s=0.1):
+        pass
+  with files.lock(path, timeout_s=0.1):
+    with pytest.raises(files.UserError, match="busy"):
+      with files.lock(path, shared=True, timeout_s=0.1):
+        pass
