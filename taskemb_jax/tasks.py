@@ -634,7 +634,8 @@ def check_trainable(task: Task, records: Sequence[Record]) -> None:
   Classification needs two distinct labels, tagging two distinct tags,
   regression labels that vary and extractive QA one answered question: with
   less, the loss is zero from the start and TaskEmb (the Fisher of that
-  loss) is all zeros. Malformed records are left to the input pipeline.
+  loss) is all zeros. Malformed records (no label, a label that is not a
+  number) are left to the input pipeline, which names their file and line.
   """
   where = f"task {task.name!r}: "
   if task.kind in ("classification", "tagging"):
@@ -645,11 +646,10 @@ def check_trainable(task: Task, records: Sequence[Record]) -> None:
       seen = {str(t) for r in records
               if isinstance(r.get("tags"), (list, tuple))
               for t in r["tags"]}
-    if len(seen) < 2:
-      found = f"only one {what} in train split ({next(iter(seen))!r})" \
-          if seen else f"no {what} in train split"
-      raise DataError(f"{where}{found}; a {task.kind} task needs at least "
-                      "two")
+    if len(seen) == 1:
+      raise DataError(f"{where}only one {what} in train split "
+                      f"({next(iter(seen))!r}); a {task.kind} task needs at "
+                      "least two")
   elif task.kind == "regression":
     values = set()
     for r in records:
@@ -657,11 +657,10 @@ def check_trainable(task: Task, records: Sequence[Record]) -> None:
         values.add(float(r.get("label")))
       except (TypeError, ValueError):
         pass
-    if len(values) < 2:
-      found = f"every label in train split is {next(iter(values))}" \
-          if values else "no numeric label in train split"
-      raise DataError(f"{where}{found}; a regression task needs labels that "
-                      "vary")
+    if len(values) == 1:
+      raise DataError(f"{where}every label in train split is "
+                      f"{next(iter(values))}; a regression task needs labels "
+                      "that vary")
   elif task.kind == "qa" and not any(r.get("answers") for r in records):
     raise DataError(f"{where}no question in train split has an answer; a qa "
                     "task needs at least one answered question")
