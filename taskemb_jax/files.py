@@ -9,7 +9,8 @@
   and lists; a non-finite float (JSON has no NaN) becomes ``null``.
 * `read_json`: a malformed file is one `UserError` naming the file and line.
 * `safe_name`: one collision-free path component for any task name.
-* `lock`: an exclusive inter-process lock (``fcntl.flock``) on a lock file.
+* `lock`: an exclusive (or shared) inter-process lock (``fcntl.flock``) on a
+  lock file.
 * `comma_list`: the one parser of comma-separated names in config fields.
 """
 
@@ -156,21 +157,25 @@ def comma_list(spec: str) -> list[str]:
 
 @contextlib.contextmanager
 def lock(path: str, timeout_s: float | None = None,
-         what: str = "") -> Iterator[None]:
+         what: str = "", shared: bool = False) -> Iterator[None]:
   """Holds an exclusive `fcntl.flock` on the file `path` (created if needed).
 
   The lock is released when the block ends or the process dies (the kernel
   drops it), so a killed holder never blocks others. With `timeout_s`, a
   lock not obtained in time is a UserError naming `what` (or the path).
+  With `shared`, the lock is a shared one: any number of shared holders at
+  once, none while an exclusive one is held (readers vs. writers); the file
+  is then opened read-only.
   """
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  fd = os.open(path, (os.O_RDONLY if shared else os.O_RDWR) | os.O_CREAT,
+               0o644)
+  mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
   try:
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
       try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None
-                                         else fcntl.LOCK_NB))
+        fcntl.flock(fd, mode | (0 if deadline is None else fcntl.LOCK_NB))
         break
       except OSError as e:
         if e.errno not in (errno.EAGAIN, errno.EACCES):

@@ -118,6 +118,45 @@ def method_scores(method: str, target: Mapping[str, Any],
                     "logme")
 
 
+def unusable(loaded: Mapping[str, Any], method: str,
+             components: Sequence[str] = ()) -> str | None:
+  """Why a loaded task cannot take part in `method`'s ranking, or None.
+
+  Zero or non-finite vectors, a missing embedding or component
+  (`library.problems`) make a task unusable for the methods that use it.
+  """
+  text = method in ("textemb", "textemb+taskemb")
+  task = method in ("taskemb", "textemb+taskemb") or method.startswith(
+      "taskemb:")
+  wanted = ([method.split(":", 1)[1]] if method.startswith("taskemb:")
+            else list(components))
+  for what, why in library_lib.problems(loaded):
+    if (what == "textemb" and text) or (what == "taskemb" and task):
+      return why
+  if text and loaded["textemb"] is None:
+    return "has no TextEmb"
+  if task:
+    comps = loaded["taskemb"]
+    if not comps:
+      return "has no TaskEmb"
+    for c in wanted:
+      if c not in comps or not np.any(comps[c]):
+        return f"TaskEmb component {c!r} is missing or all zeros"
+  return None
+
+
+def _load_sources(lib: str, names: Sequence[str]
+                  ) -> tuple[dict[str, Any], list[dict[str, str]]]:
+  """Loads each task; one that cannot be read goes to the skipped list."""
+  sources, skipped = {}, []
+  for n in names:
+    try:
+      sources[n] = library_lib.load(lib, n)
+    except LibraryError as e:
+      skipped.append({"name": n, "reason": str(e)})
+  return sources, skipped
+
+
 def ranked_table(target: str, scores: Mapping[str, float],
                  entries: Mapping[str, Mapping[str, Any]],
                  extra: Mapping[str, str] | None = None) -> str:
@@ -184,9 +223,10 @@ def rank_stage(config: ml_collections.ConfigDict,
   target_name = config.task
   r = config.rank
   scope = r.scope
-  sources = {n: library_lib.load(lib, n) for n in names if n != target_name}
+  sources, skipped = _load_sources(lib, [n for n in names if n != target_name])
   if not sources:
-    raise LibraryError(f"{lib}: no source tasks besides {target_name!r}")
+    raise LibraryError(f"{lib}: no {'readable ' if skipped else ''}source "
+                       f"tasks besides {target_name!r}")
   if target_name in names:
     target = library_lib.load(lib, target_name)
   else:
@@ -202,6 +242,20 @@ def rank_stage(config: ml_collections.ConfigDict,
   elif scope != "all":
     raise ConfigError(f"config.rank.scope={scope!r}; use 'all' or 'in-class'")
   comps = [c for c in r.components.split(",") if c]
+  why = unusable(target, r.method, comps)
+  if why:
+    raise LibraryError(f"target {target_name!r}: {why}; embed it again "
+                       "(--config.overwrite=True)")
+  for n in sorted(sources):
+    why = unusable(sources[n], r.method, comps)
+    if why:
+      skipped.append({"name": n, "reason": why})
+      del sources[n]
+  for s in skipped:
+    logging.warning("rank: skipped source %r: %s", s["name"], s["reason"])
+  if not sources:
+    raise LibraryError(f"{lib}: no usable source task for {target_name!r} "
+                       f"(scope {scope!r})")
   scores = method_scores(r.method, target, sources, components=comps,
                          rrf_k=r.rrf_k, seed=r.seed)
   order = ranking.rank_order(scores)
@@ -215,7 +269,8 @@ def rank_stage(config: ml_collections.ConfigDict,
       "sources": [{"name": n, "rank": i, "score": scores[n],
                    "family": entries[n]["family"],
                    "num_examples": entries[n].get("num_examples")}
-                  for i, n in enumerate(order, 1)]}
+                  for i, n in enumerate(order, 1)],
+      "skipped": skipped}
   print(ranked_table(target_name, scores, entries))
   if workdir:
     os.makedirs(workdir, exist_ok=True)

@@ -624,3 +624,41 @@ def list_stage(config, workdir) -> list[str]:
     print(f"{name:18} {t.kind:14} {t.metric:9} {size}  {t.source:36} "
           f"{t.description}")
   return sorted(TASKS)
+
+
+def check_trainable(task: Task, records: Sequence[Record]) -> None:
+  """Raises DataError unless a train split can teach `task` anything.
+
+  Classification needs two distinct labels, tagging two distinct tags,
+  regression labels that vary and extractive QA one answered question: with
+  less, the loss is zero from the start and TaskEmb (the Fisher of that
+  loss) is all zeros. Malformed records (no label, a label that is not a
+  number) are left to the input pipeline, which names their file and line.
+  """
+  where = f"task {task.name!r}: "
+  if task.kind in ("classification", "tagging"):
+    what = "label" if task.kind == "classification" else "tag"
+    if task.kind == "classification":
+      seen = {str(r["label"]) for r in records if r.get("label") is not None}
+    else:
+      seen = {str(t) for r in records
+              if isinstance(r.get("tags"), (list, tuple))
+              for t in r["tags"]}
+    if len(seen) == 1:
+      raise DataError(f"{where}only one {what} in train split "
+                      f"({next(iter(seen))!r}); a {task.kind} task needs at "
+                      "least two")
+  elif task.kind == "regression":
+    values = set()
+    for r in records:
+      try:
+        values.add(float(r.get("label")))
+      except (TypeError, ValueError):
+        pass
+    if len(values) == 1:
+      raise DataError(f"{where}every label in train split is "
+                      f"{next(iter(values))}; a regression task needs labels "
+                      "that vary")
+  elif task.kind == "qa" and not any(r.get("answers") for r in records):
+    raise DataError(f"{where}no question in train split has an answer; a qa "
+                    "task needs at least one answered question")

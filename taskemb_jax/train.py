@@ -278,6 +278,7 @@ def subsample(records: list[dict], n: int, seed: int) -> list[dict]:
 
 def label_names(task: tasks_lib.Task, train_records: list[dict]
                 ) -> tuple[str, ...] | None:
+  tasks_lib.check_trainable(task, train_records)
   if task.kind in ("regression", "qa"):
     return None
   return task.labels or input_pipeline.label_vocabulary(task.kind,

@@ -210,7 +210,8 @@ def _write(path, lines):
 @pytest.mark.parametrize("kind,train_lines,val_lines,expected", [
     ("classification", ['{"text": "a", "label": "x"}', '{"text": "b", '],
      ['{"text": "c", "label": "x"}'], r"train.jsonl:2: not valid JSON"),
-    ("classification", ['{"text": "a", "label": "x"}'],
+    ("classification", ['{"text": "a", "label": "x"}',
+                        '{"text": "b", "label": "z"}'],
      ['{"text": "c", "label": "y"}'], r"unknown label 'y'"),
     ("regression", ['{"text": "a", "label": "high"}'],
      ['{"text": "c", "label": 1}'], r"train.jsonl:1: regression label 'high'"),
