@@ -8,7 +8,7 @@ import pytest
 
 import synthetic
 from configs import tiny
-from taskemb_jax import evaluation, library, rank, transfer
+from taskemb_jax import evaluation, library, rank, recipe, transfer
 from taskemb_jax import train as train_lib
 from taskemb_jax.errors import ConfigError, LibraryError
 
@@ -149,7 +149,9 @@ def _tiny_sweep_config(data, tmp_path):
   cfg.transfer.source_examples = 64
   cfg.transfer.target_examples = 32
   cfg.transfer.eval_split = "validation"
-  cfg.transfer.overrides = "num_epochs=1,max_length=64,batch_size=16"
+  cfg.transfer.all.num_epochs = 1
+  cfg.transfer.all.max_length = 64
+  cfg.transfer.all.batch_size = 16
   return cfg
 
 
@@ -203,9 +205,10 @@ def test_transfer_config_errors(tmp_path):
   with pytest.raises(ConfigError, match="shard"):
     transfer.transfer_stage(cfg, str(tmp_path))
   cfg.transfer.shard = "0/1"
-  cfg.transfer.overrides = "no_such=1"
-  with pytest.raises(ConfigError, match="'no_such' is not a config field"):
-    transfer.run_config(cfg, "mr-polarity", examples=10, seed=0)
+  cfg.transfer.all.no_such = 1
+  with pytest.raises(ConfigError, match="transfer.all.no_such is not a "
+                     "training field"):
+    recipe.run_config(cfg, "mr-polarity", examples=10, seed=0)
 
 
 def test_shards_partition_the_runs():
