@@ -117,8 +117,10 @@ def source_run_dir(workdir: str, name: str) -> str:
 
 @contextlib.contextmanager
 def run_lock(run_dir: str) -> Iterator[None]:
-  """Holds the lock of a run folder (a file next to it); waits for it."""
-  path = os.path.normpath(run_dir) + ".lock"
+  """Holds the lock of a run folder (``.<name>.lock`` next to it); waits
+  while another process holds it."""
+  parent, name = os.path.split(os.path.normpath(run_dir))
+  path = os.path.join(parent, f".{name}.lock")
   with files.try_lock(path) as got:
     if got:
       yield
