@@ -52,10 +52,6 @@ MATRIX_CSV = "transfer_matrix.csv"
 RESULT = "result.json"
 
 
-def _names(spec: str) -> list[str]:
-  return files.comma_list(spec)
-
-
 def target_run_dir(workdir: str, target: str, source: str,
                    restart: int) -> str:
   """The folder of one target run (`source` may be BASELINE)."""
@@ -79,15 +75,22 @@ def target_config(config, workdir: str, target: str, source: str,
                            seed=restart, init_from=init, target=True)
 
 
-def run_settings(cfg, workdir: str) -> dict[str, Any]:
-  """What identifies a target run: its training settings (init_from
-  relative to the workdir) and the split and size of its scoring."""
+def target_run(config, workdir: str, target: str, source: str,
+               restart: int) -> tuple[ml_collections.ConfigDict,
+                                        dict[str, Any]]:
+  """The config of a target run and what identifies it: its training
+  settings (init_from relative to the workdir), those of its source run
+  (``source.<field>``) and the split and size of its scoring."""
+  cfg = target_config(config, workdir, target, source, restart)
   s = train_lib.run_settings(cfg)
   if s.get("init_from"):
     s["init_from"] = os.path.relpath(s["init_from"], workdir)
+  if source != BASELINE:
+    s.update((f"source.{k}", v) for k, v in train_lib.run_settings(
+        source_config(config, source)).items())
   s["transfer.eval_split"] = cfg.transfer.eval_split
   s["transfer.max_eval_examples"] = cfg.transfer.max_eval_examples
-  return s
+  return cfg, s
 
 
 def _read_result(run_dir: str) -> dict[str, Any] | None:
@@ -138,8 +141,8 @@ def _run(cfg, run_dir: str, settings: dict[str, Any], *,
 
 def plan(config) -> list[tuple[str, str, int]]:
   """Every (target, source or BASELINE, restart) run of the sweep, in order."""
-  sources = _names(config.transfer.sources)
-  targets = _names(config.transfer.targets) or sources
+  sources = files.comma_list(config.transfer.sources)
+  targets = files.comma_list(config.transfer.targets) or sources
   if not sources or not targets:
     raise ConfigError("config.transfer.sources is empty")
   for name in set(sources) | set(targets):
@@ -175,8 +178,7 @@ def transfer_stage(config: ml_collections.ConfigDict,
                len(mine), worker, workers)
   for k, (target, source, r) in enumerate(mine):
     run_dir = target_run_dir(workdir, target, source, r)
-    cfg = target_config(config, workdir, target, source, r)
-    settings = run_settings(cfg, workdir)
+    cfg, settings = target_run(config, workdir, target, source, r)
     if finished_result(run_dir, settings, overwrite=cfg.overwrite):
       continue
     if source != BASELINE:
@@ -201,8 +203,8 @@ def merge(config, workdir: str) -> dict[str, Any]:
   Only runs of this config's settings count; a run of other settings is a
   ConfigError (with config.overwrite it counts as not done).
   """
-  sources = _names(config.transfer.sources)
-  targets = _names(config.transfer.targets) or sources
+  sources = files.comma_list(config.transfer.sources)
+  targets = files.comma_list(config.transfer.targets) or sources
   restarts = config.transfer.restarts
   matrix: dict[str, Any] = {
       "regime": config.transfer.regime, "sources": sources,
@@ -215,9 +217,8 @@ def merge(config, workdir: str) -> dict[str, Any]:
     for src in [BASELINE] + [s for s in sources if s != tgt]:
       scores = []
       for r in range(restarts):
-        cfg = target_config(config, workdir, tgt, src, r)
         res = finished_result(target_run_dir(workdir, tgt, src, r),
-                              run_settings(cfg, workdir),
+                              target_run(config, workdir, tgt, src, r)[1],
                               overwrite=config.overwrite)
         if res is not None:
           scores.append(float(res["score"]))

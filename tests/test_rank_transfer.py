@@ -256,6 +256,13 @@ def test_runs_of_similar_names_stay_apart_and_stale_runs_are_refused(
   with pytest.raises(ConfigError, match="transfer.max_eval_examples: 0 "
                      "there, 8 here"):
     transfer.merge(cfg, work)
+  cfg.transfer.max_eval_examples = 0
+  cfg.transfer.source_examples = 16  # The target runs' sources changed.
+  with pytest.raises(ConfigError, match="source.train_examples: 32 there, "
+                     "16 here"):
+    transfer.merge(cfg, work)
+  cfg.transfer.source_examples = 32
+  cfg.transfer.max_eval_examples = 8
   assert not calls
   # With overwrite the stale target runs are redone; sources are kept.
   cfg.overwrite = True
