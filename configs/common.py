@@ -89,7 +89,8 @@ def get_config() -> ml_collections.ConfigDict:
   # --- Task embeddings (textemb / taskemb stages) ---------------------------
   # The task library the embeddings are written to (and ranked from).
   c.library = "library"
-  # Replace embeddings that the library already holds for the task.
+  # Replace embeddings that the library already holds for the task; redo
+  # source and sweep runs whose recorded settings differ from this config's.
   c.overwrite = False
   c.embed = ml_collections.ConfigDict()
   # Embed this many training examples drawn with embed.seed (0 = all).

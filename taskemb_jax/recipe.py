@@ -31,6 +31,7 @@ import os
 import shutil
 from typing import Any, Iterator, Mapping
 
+import jax
 import ml_collections
 from absl import logging
 from ml_collections.config_dict import placeholder
@@ -118,7 +119,15 @@ def source_run_dir(workdir: str, name: str) -> str:
 @contextlib.contextmanager
 def run_lock(run_dir: str) -> Iterator[None]:
   """Holds the lock of a run folder (``.<name>.lock`` next to it); waits
-  while another process holds it."""
+  while another worker holds it.
+
+  The processes of one multi-host job run every step together, as one
+  worker: they take no lock (one of them waiting would stall the others'
+  collectives), so such jobs must not share a workdir with other workers.
+  """
+  if jax.process_count() > 1:
+    yield
+    return
   parent, name = os.path.split(os.path.normpath(run_dir))
   path = os.path.join(parent, f".{name}.lock")
   with files.try_lock(path) as got:
@@ -132,7 +141,8 @@ def run_lock(run_dir: str) -> Iterator[None]:
 
 def settings_diff(recorded: Mapping[str, Any] | None,
                   wanted: Mapping[str, Any]) -> str:
-  """'' if equal; else the differing fields, as 'field: this, not that'."""
+  """'' if equal; else the differing fields ('field: <recorded> there,
+  <wanted> here; ...')."""
   if recorded is None:
     return "no settings recorded"
   wanted = json.loads(files.to_json(wanted))  # As it reads back from JSON.
