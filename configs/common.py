@@ -4,11 +4,13 @@
       --workdir=/tmp/mr
 
 Per-class defaults of Vu et al. (2020) live in
-`taskemb_jax.tasks.FAMILY_DEFAULTS` and are applied by `configs/task.py`
+`taskemb_jax.recipe.FAMILY_DEFAULTS` and are applied by `configs/task.py`
 (``--config=configs/task.py:<task name>``).
 """
 
 import ml_collections
+
+from taskemb_jax import recipe
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -89,8 +91,8 @@ def get_config() -> ml_collections.ConfigDict:
   # --- Task embeddings (textemb / taskemb stages) ---------------------------
   # The task library the embeddings are written to (and ranked from).
   c.library = "library"
-  # Replace embeddings that the library already holds for the task; and
-  # start a training run over in a workdir that holds another run.
+  # Replace embeddings that the library already holds for the task; start
+  # over a training, source or sweep run whose recorded identity differs.
   c.overwrite = False
   c.embed = ml_collections.ConfigDict()
   # Embed this many training examples drawn with embed.seed (0 = all).
@@ -158,15 +160,28 @@ def get_config() -> ml_collections.ConfigDict:
   c.transfer.keep_checkpoints = False
   # This worker's share of the runs, 'i/n' (run n workers for i = 0..n-1).
   c.transfer.shard = "0/1"
-  # Fields set for every run after the per-class defaults, as
-  # "field=value,field=value" (e.g. "num_epochs=2,max_length=64").
-  c.transfer.overrides = ""
-  # Overrides of target runs only (sources keep the above), same form.
-  c.transfer.target_overrides = ""
-  # Per-class overrides on top of those, same form.
-  c.transfer.classification_overrides = ""
-  c.transfer.qa_overrides = ""
-  c.transfer.tagging_overrides = ""
+  # Training fields of the runs of stages that fine-tune many tasks alike
+  # (transfer, build_library, rank's new target, LogME), each a typed
+  # placeholder (None = not set). A run's value: the top-level field, then
+  # the paper's default for the task's class (recipe.FAMILY_DEFAULTS), then
+  # transfer.all, then transfer.<class>, then (target runs) transfer.target;
+  # e.g. --config.transfer.all.num_epochs=2
+  # --config.transfer.tagging.learning_rate=3e-4.
+  # Every run.
+  c.transfer.all = recipe.override_group()
+  # Runs of classification (and regression) tasks.
+  c.transfer.classification = recipe.override_group()
+  # Runs of QA tasks.
+  c.transfer.qa = recipe.override_group()
+  # Runs of tagging tasks.
+  c.transfer.tagging = recipe.override_group()
+  # Target runs of the sweep only (sources keep the above).
+  c.transfer.target = recipe.override_group()
+  # Fields of each group: learning_rate, batch_size, num_epochs, max_length,
+  # warmup_proportion, weight_decay, max_grad_norm, adam_epsilon,
+  # eval_batch_size, max_eval_examples, save_latest, checkpoint_every_steps,
+  # dropout, doc_stride, max_query_length, freeze_encoder, dtype (meanings
+  # and types as the top-level fields above).
 
   # --- Evaluation of rankings (evaluate stage) -----------------------------
   c.evaluate = ml_collections.ConfigDict()

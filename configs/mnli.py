@@ -7,7 +7,7 @@ Expected: about 84% matched accuracy with BERT-base after 3 epochs.
 """
 
 from configs import common
-from taskemb_jax.tasks import FAMILY_DEFAULTS
+from taskemb_jax.recipe import FAMILY_DEFAULTS
 
 
 def get_config():

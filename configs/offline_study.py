@@ -44,14 +44,19 @@ def get_config():
   # 200 validation and 500 test examples. MiniLM needs a higher learning
   # rate than BERT-base's 2e-5 to learn from 1,000 examples in so few steps
   # (tagging: 3e-4).
-  c.transfer.overrides = ("max_length=64,num_epochs=2,max_eval_examples=200,"
-                          "eval_batch_size=128")
-  c.transfer.classification_overrides = "learning_rate=1e-4"
-  c.transfer.qa_overrides = "learning_rate=1e-4,batch_size=32"
-  c.transfer.tagging_overrides = "learning_rate=3e-4,num_epochs=3"
+  c.transfer.all.max_length = 64
+  c.transfer.all.num_epochs = 2
+  c.transfer.all.max_eval_examples = 200
+  c.transfer.all.eval_batch_size = 128
+  c.transfer.classification.learning_rate = 1e-4
+  c.transfer.qa.learning_rate = 1e-4
+  c.transfer.qa.batch_size = 32
+  c.transfer.tagging.learning_rate = 3e-4
+  c.transfer.tagging.num_epochs = 3
   # Target runs: one epoch, and no optimizer state kept (a killed run
   # restarts whole).
-  c.transfer.target_overrides = "num_epochs=1,save_latest=False"
+  c.transfer.target.num_epochs = 1
+  c.transfer.target.save_latest = False
   # TaskEmb / TextEmb of every task on the same 1,000 training examples.
   c.embed.num_examples = 1000
   c.eval_batch_size = 128

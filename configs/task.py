@@ -9,6 +9,7 @@ The argument after ':' is a task name (`python -m taskemb_jax.main
 """
 
 from configs import common
+from taskemb_jax import recipe
 from taskemb_jax import tasks
 
 
@@ -16,5 +17,5 @@ def get_config(task: str = "mr-polarity"):
   c = common.get_config()
   c.task = task
   family = tasks.get_task(task).family
-  c.update(tasks.FAMILY_DEFAULTS[family])
+  c.update(recipe.FAMILY_DEFAULTS[family])
   return c

@@ -48,6 +48,7 @@ from taskemb_jax import heads
 from taskemb_jax import input_pipeline
 from taskemb_jax import library as library_lib
 from taskemb_jax import pretrained
+from taskemb_jax import recipe
 from taskemb_jax import sharding
 from taskemb_jax import tasks as tasks_lib
 from taskemb_jax import train as train_lib
@@ -470,13 +471,12 @@ def build_library_stage(config: ml_collections.ConfigDict,
   """Embeds every task of config.transfer.sources into config.library.
 
   Each task is fine-tuned exactly like a source of the transfer sweep
-  (`transfer.run_config`: the class defaults, the sweep's overrides,
+  (`recipe.run_config`: the class defaults, the sweep's overrides,
   transfer.source_examples examples, transfer.source_seed) into
   <workdir>/sources/<task>, so a sweep in the same workdir reuses these
   runs. Tasks already in the library are skipped (resumable) unless
   config.overwrite.
   """
-  from taskemb_jax import transfer  # pylint: disable=import-outside-toplevel
   if not workdir:
     raise ConfigError("the build_library stage needs --workdir")
   names = [n for n in config.transfer.sources.split(",") if n]
@@ -491,11 +491,11 @@ def build_library_stage(config: ml_collections.ConfigDict,
         logging.info("library: %s already embedded", name)
         continue
     logging.info("library: task %d/%d: %s", k, len(names), name)
-    cfg = transfer.run_config(config, name,
-                              examples=config.transfer.source_examples,
-                              seed=config.transfer.source_seed)
-    run_dir = os.path.join(workdir, "sources", transfer.safe_name(name))
-    transfer.finetune_source(cfg, run_dir)
+    cfg = recipe.run_config(config, name,
+                            examples=config.transfer.source_examples,
+                            seed=config.transfer.source_seed)
+    run_dir = recipe.source_run_dir(workdir, name)
+    recipe.finetune_source(cfg, run_dir)
     with cfg.unlocked():
       cfg.embed.finetuned = run_dir
       cfg.overwrite = True

@@ -31,10 +31,10 @@ from flax import nnx
 from taskemb_jax import checkpoint
 from taskemb_jax import heads
 from taskemb_jax import ranking
+from taskemb_jax import recipe
 from taskemb_jax import sharding
 from taskemb_jax import tasks as tasks_lib
 from taskemb_jax import train as train_lib
-from taskemb_jax import transfer
 from taskemb_jax.errors import UserError
 
 MAX_TOKENS = 20000
@@ -90,8 +90,8 @@ def logme_score(source_run: str, target: str, config, mesh) -> float:
   """LogME of the best model of `source_run` on the target's training data."""
   model, _, tokenizer = train_lib.load_finetuned(source_run)
   task = tasks_lib.get_task(target)
-  cfg = transfer.run_config(config, target,
-                            examples=config.evaluate.logme_examples, seed=0)
+  cfg = recipe.run_config(config, target,
+                          examples=config.evaluate.logme_examples, seed=0)
   records = task.load("train", config.data_dir or None)
   labels = train_lib.label_names(task, records)
   split = train_lib.load_split(task, "train", cfg, tokenizer, labels,
@@ -124,7 +124,7 @@ def scores_for_matrix(config, matrix: Mapping[str, Any],
     for src in matrix["pairs"].get(tgt, {}):
       if src in scores.get(tgt, {}):
         continue
-      run = os.path.join(sweep, "sources", transfer.safe_name(src))
+      run = recipe.source_run_dir(sweep, src)
       if checkpoint.latest_step(run, checkpoint.BEST) is None:
         raise UserError(f"LogME needs the fine-tuned source model {run}/best "
                         "(kept by the transfer stage)")

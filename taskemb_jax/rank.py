@@ -31,8 +31,8 @@ from taskemb_jax import checkpoint
 from taskemb_jax import embeddings
 from taskemb_jax import library as library_lib
 from taskemb_jax import ranking
+from taskemb_jax import recipe
 from taskemb_jax import train as train_lib
-from taskemb_jax import transfer
 from taskemb_jax.errors import ConfigError, LibraryError
 
 BASIC_METHODS = ("textemb", "taskemb", "textemb+taskemb", "datasize",
@@ -180,15 +180,15 @@ def _embed_target(config, workdir: str, lib: str, sources) -> str:
   """Embeds a target that is not in the library; returns its library path.
 
   The target is fine-tuned with the sweep's recipe for its class
-  (`transfer.run_config`) and embedded into <workdir>/target_library with
+  (`recipe.run_config`) and embedded into <workdir>/target_library with
   the options the library recorded (base model, estimator, fine-tuning mode,
   lengths), so that it compares with the sources.
   """
   ref = next(iter(sources.values()))["entry"]
   # Fine-tuned like the library's tasks of its class (the sweep's recipe).
-  cfg = transfer.run_config(config, config.task,
-                            examples=config.transfer.source_examples,
-                            seed=config.transfer.source_seed)
+  cfg = recipe.run_config(config, config.task,
+                          examples=config.transfer.source_examples,
+                          seed=config.transfer.source_seed)
   target_lib = os.path.join(workdir, "target_library")
   with cfg.unlocked():
     cfg.library = target_lib

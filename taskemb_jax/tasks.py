@@ -24,16 +24,6 @@ from taskemb_jax.errors import DataError
 from taskemb_jax.records import (DEFAULT_METRIC, KINDS, SPLITS, Loader,
                                   Record, Task, normalize_key, split_of)
 
-# The paper's fine-tuning settings per task class.
-FAMILY_DEFAULTS = {
-    "classification": dict(learning_rate=2e-5, batch_size=32, num_epochs=3,
-                           max_length=128),
-    "qa": dict(learning_rate=3e-5, batch_size=12, num_epochs=3,
-               max_length=384),
-    "tagging": dict(learning_rate=5e-5, batch_size=32, num_epochs=6,
-                    max_length=128),
-}
-
 TASKS: dict[str, Task] = {}
 
 

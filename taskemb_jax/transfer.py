@@ -1,34 +1,38 @@
-"""Transfer experiments (the ground truth) and the evaluation of rankings.
+"""The transfer sweep (the ground truth of rankings) and its matrix.
 
-`transfer_stage`: for every (source, target) pair of a data regime, fine-tune
-on the source (once, reused), then fine-tune on the target starting from the
-source's encoder with a fresh head, over R random restarts, plus the
-baseline without an intermediate task. Every finished run leaves a small
-``result.json``; a sweep killed halfway continues where it stopped, and
-several workers can share a sweep (``transfer.shard = "i/n"``) since results
-merge from the files.
+`transfer_stage`: for every (source, target) pair of a data regime,
+fine-tune on the source (once, reused; `taskemb_jax.recipe`), then fine-tune
+on the target starting from the source's encoder with a fresh head, over R
+random restarts, plus the baseline without an intermediate task. Every
+finished run leaves a small ``result.json`` that records the run's settings;
+a sweep killed halfway continues where it stopped, and a finished run is
+reused only if its settings are this config's (otherwise an error, or with
+``config.overwrite`` a rerun).
 
-Workdir layout::
+Several workers can share a sweep (``transfer.shard = "i/n"``,
+`launch/sweep_workers.sh`): every run folder has a lock file next to it, so
+a source is fine-tuned by one worker while the others wait and then reuse
+it, and a target run is done by one worker; the matrix is merged from the
+result files under a lock of its own.
+
+Workdir layout (folder names are `files.safe_name` of the task names)::
 
   sources/<source>/                 source fine-tuning run (best/ kept)
   runs/<target>/<source>/seed<r>/   target run from that source
   runs/<target>/_none/seed<r>/      baseline run (no intermediate task)
   transfer_matrix.json, transfer_matrix.csv
 
-`evaluate_stage`: reads a transfer matrix, ranks the sources of every
-target with every method (`taskemb_jax.rank`) and scores the rankings
-(ρ, NDCG, Regret@k, Spearman; in-class and all-class).
+The `evaluate` stage (`taskemb_jax.evaluation`) scores rankings against
+the matrix.
 """
 
 from __future__ import annotations
 
-import ast
 import csv
 import io
-import json
 import os
 import shutil
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import ml_collections
@@ -36,112 +40,109 @@ import numpy as np
 from absl import logging
 
 from taskemb_jax import checkpoint
-from taskemb_jax import ranking
+from taskemb_jax import files
+from taskemb_jax import recipe
 from taskemb_jax import tasks as tasks_lib
 from taskemb_jax import train as train_lib
 from taskemb_jax.errors import ConfigError, UserError
 
 BASELINE = "_none"
 MATRIX = "transfer_matrix.json"
+MATRIX_CSV = "transfer_matrix.csv"
+RESULT = "result.json"
 
 
-def _names(spec: str) -> list[str]:
-  return [n.strip() for n in spec.split(",") if n.strip()]
+def target_run_dir(workdir: str, target: str, source: str,
+                   restart: int) -> str:
+  """The folder of one target run (`source` may be BASELINE)."""
+  return os.path.join(workdir, "runs", files.safe_name(target),
+                      files.safe_name(source), f"seed{restart}")
 
 
-def safe_name(name: str) -> str:
-  """A folder name for a task name (user tasks hold '/' and ':')."""
-  return "".join(c if c.isalnum() or c in "-._" else "_" for c in name)
+def source_config(config, source: str) -> ml_collections.ConfigDict:
+  """The fine-tuning config of a source run of the sweep."""
+  t = config.transfer
+  return recipe.run_config(config, source, examples=t.source_examples,
+                           seed=t.source_seed)
 
 
-def run_config(config: ml_collections.ConfigDict, task: str, *,
-               examples: int, seed: int, init_from: str = "",
-               target: bool = False) -> ml_collections.ConfigDict:
-  """The fine-tuning config of one run: the paper's defaults for the task's
-  class, then the sweep's overrides (transfer.overrides, then
-  transfer.<class>_overrides, then for target runs transfer.target_overrides).
-  """
-  family = tasks_lib.get_task(task).family
-  c = config.copy_and_resolve_references()
-  with c.unlocked():
-    c.task = task
-    c.update(tasks_lib.FAMILY_DEFAULTS[family])
-    fields = ["overrides", f"{family}_overrides"]
-    if target:
-      fields.append("target_overrides")
-    for field in fields:
-      for key, value in parse_overrides(config.transfer[field],
-                                        f"config.transfer.{field}").items():
-        if key not in c or isinstance(c[key], ml_collections.ConfigDict):
-          raise ConfigError(f"config.transfer.{field}: {key!r} is not a "
-                            "config field")
-        c[key] = type(c[key])(value)
-    c.train_examples = examples
-    c.seed = seed
-    c.init_from = init_from
-    c.eval_split = "validation"
-  return c
+def target_config(config, workdir: str, target: str, source: str,
+                  restart: int) -> ml_collections.ConfigDict:
+  """The fine-tuning config of a target run (from `source`'s encoder)."""
+  init = "" if source == BASELINE else recipe.source_run_dir(workdir, source)
+  return recipe.run_config(config, target,
+                           examples=config.transfer.target_examples,
+                           seed=restart, init_from=init, target=True)
 
 
-def parse_overrides(spec: str, where: str) -> dict[str, Any]:
-  """ "a=1,b=x" -> {'a': 1, 'b': 'x'} (values as Python literals or text)."""
-  out = {}
-  for item in filter(None, (x.strip() for x in spec.split(","))):
-    key, sep, value = item.partition("=")
-    if not sep:
-      raise ConfigError(f"{where}: {item!r} is not field=value")
-    try:
-      out[key.strip()] = ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError):
-      out[key.strip()] = value.strip()
-  return out
+def target_run(config, workdir: str, target: str, source: str,
+               restart: int) -> tuple[ml_collections.ConfigDict,
+                                        dict[str, Any]]:
+  """The config of a target run and what identifies it: its training
+  settings (init_from relative to the workdir), those of its source run
+  (``source.<field>``) and the split and size of its scoring."""
+  cfg = target_config(config, workdir, target, source, restart)
+  s = train_lib.run_settings(cfg)
+  if s.get("init_from"):
+    s["init_from"] = os.path.relpath(s["init_from"], workdir)
+  if source != BASELINE:
+    s.update((f"source.{k}", v) for k, v in train_lib.run_settings(
+        source_config(config, source)).items())
+  s["transfer.eval_split"] = cfg.transfer.eval_split
+  s["transfer.max_eval_examples"] = cfg.transfer.max_eval_examples
+  return cfg, s
 
 
-def _finished_result(run_dir: str) -> dict[str, Any] | None:
-  path = os.path.join(run_dir, "result.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      return json.load(f)
-  return None
+def _read_result(run_dir: str) -> dict[str, Any] | None:
+  path = os.path.join(run_dir, RESULT)
+  return files.read_json(path) if os.path.exists(path) else None
 
 
-def _run(config, run_dir: str, *, keep_checkpoints: bool) -> dict[str, Any]:
-  """Fine-tunes (or resumes) one run; scores its best epoch on the test split."""
-  done = _finished_result(run_dir)
-  if done is not None:
-    return done
-  summary = train_lib.train_and_evaluate(config, run_dir)
-  result = {"task": config.task, "metric": summary["metric"],
-            "validation": summary["best"], "seed": config.seed,
-            "init_from": config.init_from}
-  split = config.transfer.eval_split
-  if split != "validation":
-    result[split] = train_lib.evaluate_run(
-        run_dir, config, split, max_examples=config.transfer.max_eval_examples)
-  result["score"] = result[split][summary["metric"]]
-  checkpoint.write_json(os.path.join(run_dir, "result.json"), result)
-  if not keep_checkpoints:
-    shutil.rmtree(os.path.join(run_dir, checkpoint.LATEST), ignore_errors=True)
-    shutil.rmtree(os.path.join(run_dir, checkpoint.BEST), ignore_errors=True)
-  return result
+def finished_result(run_dir: str, settings: dict[str, Any], *,
+                    overwrite: bool) -> dict[str, Any] | None:
+  """The result of the finished run in `run_dir` if it is a run of
+  `settings`; None if there is none (or, with `overwrite`, a stale one);
+  a ConfigError naming the differing fields otherwise."""
+  res = _read_result(run_dir)
+  if res is None:
+    return None
+  diff = recipe.settings_diff(res.get("settings"), settings)
+  if not diff:
+    return res
+  if overwrite:
+    return None
+  raise recipe.mismatch_error(run_dir, diff)
 
 
-def finetune_source(config, run_dir: str) -> None:
-  """Fine-tunes a source once (resumed if interrupted); keeps its best model.
-
-  The build_library stage fine-tunes its tasks here too, so a sweep in the
-  same workdir reuses them.
-  """
-  if not train_lib.is_finished(run_dir, config):
-    train_lib.train_and_evaluate(config, run_dir)
-  # The optimizer state is only needed to resume; the best model stays.
-  shutil.rmtree(os.path.join(run_dir, checkpoint.LATEST), ignore_errors=True)
+def _run(cfg, run_dir: str, settings: dict[str, Any], *,
+         keep_checkpoints: bool) -> dict[str, Any]:
+  """Fine-tunes (or resumes) one target run under its lock; scores its best
+  epoch on the sweep's split and writes result.json."""
+  with recipe.run_lock(run_dir):
+    done = finished_result(run_dir, settings, overwrite=cfg.overwrite)
+    if done is not None:  # Done by another worker meanwhile.
+      return done
+    recipe.claim_run(run_dir, settings, overwrite=cfg.overwrite)
+    summary = train_lib.train_and_evaluate(cfg, run_dir)
+    result = {"task": cfg.task, "metric": summary["metric"],
+              "validation": summary["best"], "seed": cfg.seed,
+              "init_from": settings["init_from"], "settings": settings}
+    split = cfg.transfer.eval_split
+    if split != "validation":
+      result[split] = train_lib.evaluate_run(
+          run_dir, cfg, split, max_examples=cfg.transfer.max_eval_examples)
+    result["score"] = result[split][summary["metric"]]
+    files.write_json(os.path.join(run_dir, RESULT), result)
+    if not keep_checkpoints:
+      for which in (checkpoint.LATEST, checkpoint.BEST):
+        shutil.rmtree(os.path.join(run_dir, which), ignore_errors=True)
+    return result
 
 
 def plan(config) -> list[tuple[str, str, int]]:
   """Every (target, source or BASELINE, restart) run of the sweep, in order."""
-  sources = _names(config.transfer.sources)
-  targets = _names(config.transfer.targets) or sources
+  sources = files.comma_list(config.transfer.sources)
+  targets = files.comma_list(config.transfer.targets) or sources
   if not sources or not targets:
     raise ConfigError("config.transfer.sources is empty")
   for name in set(sources) | set(targets):
@@ -176,33 +177,38 @@ def transfer_stage(config: ml_collections.ConfigDict,
   logging.info("transfer sweep: %d runs, %d for worker %d/%d", len(runs),
                len(mine), worker, workers)
   for k, (target, source, r) in enumerate(mine):
-    run_dir = os.path.join(workdir, "runs", safe_name(target), safe_name(source),
-                           f"seed{r}")
-    if _finished_result(run_dir) is not None:
+    run_dir = target_run_dir(workdir, target, source, r)
+    cfg, settings = target_run(config, workdir, target, source, r)
+    if finished_result(run_dir, settings, overwrite=cfg.overwrite):
       continue
-    init = ""
     if source != BASELINE:
-      init = os.path.join(workdir, "sources", safe_name(source))
-      finetune_source(run_config(config, source, examples=t.source_examples,
-                                 seed=t.source_seed), init)
+      recipe.finetune_source(source_config(config, source),
+                             recipe.source_run_dir(workdir, source))
     logging.info("run %d/%d: %s -> %s, restart %d", k + 1, len(mine),
                  source, target, r)
-    cfg = run_config(config, target, examples=t.target_examples, seed=r,
-                     init_from=init, target=True)
-    _run(cfg, run_dir, keep_checkpoints=t.keep_checkpoints)
-  matrix = merge(config, workdir)
-  if jax.process_index() == 0:
+    _run(cfg, run_dir, settings, keep_checkpoints=t.keep_checkpoints)
+  if jax.process_index() != 0:
+    return merge(config, workdir)
+  # Merged and written under one lock, so that the last writer of
+  # concurrent workers writes the most complete matrix.
+  with files.lock(os.path.join(workdir, MATRIX + ".lock")):
+    matrix = merge(config, workdir)
     write_matrix(matrix, workdir)
   return matrix
 
 
 def merge(config, workdir: str) -> dict[str, Any]:
-  """The transfer matrix from every finished run found in `workdir`."""
-  sources = _names(config.transfer.sources)
-  targets = _names(config.transfer.targets) or sources
+  """The transfer matrix from every finished run found in `workdir`.
+
+  Only runs of this config's settings count; a run of other settings is a
+  ConfigError (with config.overwrite it counts as not done).
+  """
+  sources = files.comma_list(config.transfer.sources)
+  targets = files.comma_list(config.transfer.targets) or sources
+  restarts = config.transfer.restarts
   matrix: dict[str, Any] = {
       "regime": config.transfer.regime, "sources": sources,
-      "targets": targets, "restarts": config.transfer.restarts,
+      "targets": targets, "restarts": restarts,
       "eval_split": config.transfer.eval_split, "metric": {},
       "baseline": {}, "pairs": {}, "complete": True}
   for tgt in targets:
@@ -210,12 +216,13 @@ def merge(config, workdir: str) -> dict[str, Any]:
     cells = {}
     for src in [BASELINE] + [s for s in sources if s != tgt]:
       scores = []
-      for r in range(config.transfer.restarts):
-        res = _finished_result(os.path.join(workdir, "runs", safe_name(tgt),
-                                            safe_name(src), f"seed{r}"))
+      for r in range(restarts):
+        res = finished_result(target_run_dir(workdir, tgt, src, r),
+                              target_run(config, workdir, tgt, src, r)[1],
+                              overwrite=config.overwrite)
         if res is not None:
           scores.append(float(res["score"]))
-      if len(scores) < config.transfer.restarts:
+      if len(scores) < restarts:
         matrix["complete"] = False
       if scores:
         cells[src] = {"mean": float(np.mean(scores)),
@@ -232,7 +239,8 @@ def merge(config, workdir: str) -> dict[str, Any]:
 
 
 def write_matrix(matrix: dict[str, Any], workdir: str) -> None:
-  checkpoint.write_json(os.path.join(workdir, MATRIX), matrix)
+  """Writes transfer_matrix.json and .csv (each atomically)."""
+  files.write_json(os.path.join(workdir, MATRIX), matrix)
   buf = io.StringIO()
   w = csv.writer(buf)
   w.writerow(["target", "source", "metric", "mean", "std", "gain", "runs"])
@@ -246,20 +254,14 @@ def write_matrix(matrix: dict[str, Any], workdir: str) -> None:
                   f"{cell['std']:.6g}",
                   f"{cell['gain']:.6g}" if "gain" in cell else "",
                   len(cell["runs"])])
-  tmp = os.path.join(workdir, "transfer_matrix.csv.tmp")
-  with open(tmp, "w") as f:
-    f.write(buf.getvalue())
-  os.replace(tmp, os.path.join(workdir, "transfer_matrix.csv"))
+  files.write_text(os.path.join(workdir, MATRIX_CSV), buf.getvalue())
 
 
 def read_matrix(path: str) -> dict[str, Any]:
+  """The transfer matrix in a file or a sweep's workdir."""
   if os.path.isdir(path):
     path = os.path.join(path, MATRIX)
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except FileNotFoundError:
+  if not os.path.exists(path):
     raise UserError(f"{path}: no transfer matrix (run the transfer stage "
-                    "first)") from None
-  except json.JSONDecodeError as e:
-    raise UserError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+                    "first)")
+  return files.read_json(path)

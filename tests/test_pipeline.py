@@ -7,7 +7,7 @@ import numpy as np
 
 import synthetic
 from configs import tiny
-from taskemb_jax import embeddings, evaluation, library, report, transfer
+from taskemb_jax import embeddings, evaluation, library, recipe, report, transfer
 
 
 def test_library_sweep_evaluate_report_and_demo(tmp_path):
@@ -22,7 +22,9 @@ def test_library_sweep_evaluate_report_and_demo(tmp_path):
   cfg.transfer.source_examples = 48
   cfg.transfer.target_examples = 24
   cfg.transfer.eval_split = "validation"
-  cfg.transfer.overrides = "num_epochs=1,max_length=64,batch_size=8"
+  cfg.transfer.all.num_epochs = 1
+  cfg.transfer.all.max_length = 64
+  cfg.transfer.all.batch_size = 8
   cfg.embed.num_examples = 24
   work = str(tmp_path / "work")
 
@@ -30,7 +32,7 @@ def test_library_sweep_evaluate_report_and_demo(tmp_path):
   assert library.tasks(cfg.library) == sorted(names)
   entry = library.load(cfg.library, names[0])["entry"]
   # Library fine-tuning is the sweep's source run: shared, not redone.
-  src = os.path.join(work, "sources", transfer.safe_name(names[0]))
+  src = recipe.source_run_dir(work, names[0])
   assert entry["taskemb"]["finetune"] == "full" and os.path.isdir(src)
   mtime = os.path.getmtime(os.path.join(src, "metrics.json"))
   embeddings.build_library_stage(cfg, work)  # Resumable: nothing to do.

@@ -1,5 +1,6 @@
 """Rank, transfer and evaluate stages: hand-worked cases and the tiny model."""
 
+import glob
 import json
 import os
 
@@ -8,7 +9,7 @@ import pytest
 
 import synthetic
 from configs import tiny
-from taskemb_jax import evaluation, library, rank, transfer
+from taskemb_jax import evaluation, library, rank, recipe, transfer
 from taskemb_jax import train as train_lib
 from taskemb_jax.errors import ConfigError, LibraryError
 
@@ -149,7 +150,9 @@ def _tiny_sweep_config(data, tmp_path):
   cfg.transfer.source_examples = 64
   cfg.transfer.target_examples = 32
   cfg.transfer.eval_split = "validation"
-  cfg.transfer.overrides = "num_epochs=1,max_length=64,batch_size=16"
+  cfg.transfer.all.num_epochs = 1
+  cfg.transfer.all.max_length = 64
+  cfg.transfer.all.batch_size = 16
   return cfg
 
 
@@ -194,6 +197,84 @@ def test_transfer_sweep_resumes_without_redoing_runs(tmp_path, monkeypatch):
   assert csv_rows.count("\n") == 1 + 2 * 2
 
 
+def _two_files_config(tmp_path):
+  """Two classification tasks in files whose names sanitise alike."""
+  d = tmp_path / "d"
+  (d / "a").mkdir(parents=True)
+  names = []
+  for seed, path in enumerate((d / "a_b.jsonl", d / "a" / "b.jsonl")):
+    with open(path, "w") as f:
+      for r in synthetic.make_records("classification", 160, seed):
+        f.write(json.dumps(r) + "\n")
+    names.append(f"classification:{path}")
+  cfg = tiny.get_config()
+  cfg.transfer.sources = ",".join(names)
+  cfg.transfer.restarts = 1
+  cfg.transfer.source_examples = 32
+  cfg.transfer.target_examples = 32
+  cfg.transfer.eval_split = "validation"
+  cfg.transfer.all.num_epochs = 1
+  cfg.transfer.all.batch_size = 16
+  return cfg, names
+
+
+def test_runs_of_similar_names_stay_apart_and_stale_runs_are_refused(
+    tmp_path, monkeypatch):
+  cfg, names = _two_files_config(tmp_path)
+  work = str(tmp_path / "sweep")
+  calls = []
+  real = train_lib.train_and_evaluate
+  monkeypatch.setattr(train_lib, "train_and_evaluate",
+                      lambda c, d: calls.append(d) or real(c, d))
+  matrix = transfer.transfer_stage(cfg, work)
+  # 2 sources and 4 target runs, each in a folder of its own.
+  assert len(calls) == 6 and len(set(calls)) == 6
+  assert len(glob.glob(os.path.join(work, "sources", "*"))) == 2
+  for target, source, r in transfer.plan(cfg):
+    res = json.load(open(os.path.join(
+        transfer.target_run_dir(work, target, source, r), "result.json")))
+    assert res["task"] == target
+    if source == transfer.BASELINE:
+      assert res["init_from"] == ""
+      assert matrix["baseline"][target]["runs"] == [res["score"]]
+    else:
+      assert os.path.join(work, res["init_from"]) == recipe.source_run_dir(
+          work, source)
+      assert matrix["pairs"][target][source]["runs"] == [res["score"]]
+  # A finished run of other settings is refused, in one line.
+  calls.clear()
+  cfg.transfer.target.learning_rate = 5e-3
+  with pytest.raises(ConfigError) as e:
+    transfer.transfer_stage(cfg, work)
+  msg = str(e.value)
+  first = transfer.target_run_dir(work, *transfer.plan(cfg)[0])
+  assert msg.startswith(first + ": holds a run of other settings")
+  assert "learning_rate: 2e-05 there, 0.005 here" in msg  # Class default.
+  assert "--config.overwrite=true" in msg and "\n" not in msg
+  cfg.transfer.target.learning_rate = None
+  cfg.transfer.max_eval_examples = 8  # The sweep's scoring changed.
+  with pytest.raises(ConfigError, match="transfer.max_eval_examples: 0 "
+                     "there, 8 here"):
+    transfer.merge(cfg, work)
+  cfg.transfer.max_eval_examples = 0
+  cfg.transfer.source_examples = 16  # The target runs' sources changed.
+  with pytest.raises(ConfigError, match="source.train_examples: 32 there, "
+                     "16 here"):
+    transfer.merge(cfg, work)
+  cfg.transfer.source_examples = 32
+  cfg.transfer.max_eval_examples = 8
+  assert not calls
+  # With overwrite the stale target runs are redone; sources are kept.
+  cfg.overwrite = True
+  matrix = transfer.transfer_stage(cfg, work)
+  assert len(calls) == 4 and matrix["complete"]
+  assert not any("/sources/" in c for c in calls)
+  for target, source, r in transfer.plan(cfg):
+    res = json.load(open(os.path.join(
+        transfer.target_run_dir(work, target, source, r), "result.json")))
+    assert res["settings"]["transfer.max_eval_examples"] == 8
+
+
 def test_transfer_config_errors(tmp_path):
   cfg = tiny.get_config()
   with pytest.raises(ConfigError, match="sources is empty"):
@@ -203,9 +284,10 @@ def test_transfer_config_errors(tmp_path):
   with pytest.raises(ConfigError, match="shard"):
     transfer.transfer_stage(cfg, str(tmp_path))
   cfg.transfer.shard = "0/1"
-  cfg.transfer.overrides = "no_such=1"
-  with pytest.raises(ConfigError, match="'no_such' is not a config field"):
-    transfer.run_config(cfg, "mr-polarity", examples=10, seed=0)
+  cfg.transfer.all.no_such = 1
+  with pytest.raises(ConfigError, match="transfer.all.no_such is not a "
+                     "training field"):
+    recipe.run_config(cfg, "mr-polarity", examples=10, seed=0)
 
 
 def test_shards_partition_the_runs():
