@@ -111,8 +111,7 @@ def _read_json(path: str) -> Any:
           "or convert it to JSON Lines (one question per line)")
     raw = f.read()
   try:
-    text = raw[len(_BOM):].decode("utf-8") if raw.startswith(_BOM) else (
-        raw.decode("utf-8"))
+    text = raw.decode("utf-8-sig")  # Drops a byte-order mark.
   except UnicodeDecodeError as e:
     lineno = raw.count(b"\n", 0, e.start) + 1
     raise DataError(f"{path}:{lineno}: not UTF-8 text ({e.reason})") from None
@@ -205,10 +204,9 @@ def iter_squad(path: str) -> Iterator[Record]:
   if path.endswith(".jsonl"):
     for lineno, line in _lines(path):
       obj = _json_line(path, lineno, line)
-      for key in ("question", "context"):
-        if not isinstance(obj.get(key), str):
-          raise DataError(f"{path}:{lineno}: field {key!r} missing or not a "
-                          "string")
+      if not isinstance(obj.get("context"), str):
+        raise DataError(f"{path}:{lineno}: field 'context' missing or not a "
+                        "string")
       yield _qa_record(obj, obj["context"], str(lineno), seen,
                        f"{path}:{lineno}", f"line {lineno}")
     return
@@ -222,22 +220,15 @@ def iter_squad(path: str) -> Iterator[Record]:
       raise DataError(f"{path}: {at}: expected an object with 'paragraphs'")
     for p, para in enumerate(article["paragraphs"]):
       at = f"data[{a}].paragraphs[{p}]"
-      if not isinstance(para, dict):
-        raise DataError(f"{path}: {at}: expected an object with 'context' "
-                        "and 'qas'")
-      if not isinstance(para.get("context"), str):
-        raise DataError(f"{path}: {at}: field 'context' missing or not a "
-                        "string")
-      if not isinstance(para.get("qas"), list):
-        raise DataError(f"{path}: {at}: field 'qas' missing or not a list")
+      if not (isinstance(para, dict) and isinstance(para.get("context"), str)
+              and isinstance(para.get("qas"), list)):
+        raise DataError(f"{path}: {at}: expected an object with a string "
+                        "'context' and a list 'qas'")
       for q, qa in enumerate(para["qas"]):
         at = f"data[{a}].paragraphs[{p}].qas[{q}]"
         if not isinstance(qa, dict):
           raise DataError(f"{path}: {at}: expected an object with "
                           "'question'")
-        if not isinstance(qa.get("question"), str):
-          raise DataError(f"{path}: {at}: field 'question' missing or not a "
-                          "string")
         yield _qa_record(qa, para["context"], f"{a}-{p}-{q}", seen,
                          f"{path}: {at}", at)
 
@@ -245,6 +236,8 @@ def iter_squad(path: str) -> Iterator[Record]:
 def _qa_record(qa: dict, context: str, default_id: str, seen: dict[str, str],
                where: str, place: str) -> Record:
   """One checked QA record; `where` prefixes errors, `place` is its locus."""
+  if not isinstance(qa.get("question"), str):
+    raise DataError(f"{where}: field 'question' missing or not a string")
   rid = qa.get("id")
   if rid is None:
     rid = default_id
@@ -256,9 +249,7 @@ def _qa_record(qa: dict, context: str, default_id: str, seen: dict[str, str],
     raise DataError(f"{where}: question id {rid!r} is also the id at "
                     f"{seen[rid]}; ids must be unique within a file")
   seen[rid] = place
-  raw = [] if qa.get("is_impossible") else qa.get("answers", [])
-  if raw is None:
-    raw = []
+  raw = [] if qa.get("is_impossible") else qa.get("answers") or []
   if not isinstance(raw, list):
     raise DataError(f"{where}: question {rid}: field 'answers' must be a list")
   answers = []
@@ -282,13 +273,9 @@ def _qa_record(qa: dict, context: str, default_id: str, seen: dict[str, str],
 
 def _integer(value: Any) -> int | None:
   """An integer, an integral float or a string of an integer; else None."""
-  if isinstance(value, bool):
-    return None
-  if isinstance(value, int):
-    return value
-  if isinstance(value, float) and value.is_integer():
-    return int(value)
-  if isinstance(value, str):
+  if isinstance(value, float):
+    return int(value) if value.is_integer() else None
+  if isinstance(value, (int, str)) and not isinstance(value, bool):
     try:
       return int(value)
     except ValueError:

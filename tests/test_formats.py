@@ -188,13 +188,14 @@ _OK_QA = {"id": "q", "question": "Who?",
     ({"data": [{"title": "t"}]}, r"x\.json: data\[0\]: expected an object "
      r"with 'paragraphs'"),
     ({"data": [{"paragraphs": [{"context": _CTX, "qas": []}, {"qas": []}]}]},
-     r"x\.json: data\[0\]\.paragraphs\[1\]: field 'context' missing"),
+     r"x\.json: data\[0\]\.paragraphs\[1\]: expected an object with a "
+     r"string 'context' and a list 'qas'"),
     ({"data": [{"paragraphs": ["p"]}]},
-     r"x\.json: data\[0\]\.paragraphs\[0\]: expected an object with "
-     r"'context' and 'qas'"),
+     r"x\.json: data\[0\]\.paragraphs\[0\]: expected an object with a "
+     r"string 'context'"),
     ({"data": [{"paragraphs": [{"context": _CTX, "qas": {"id": "q"}}]}]},
-     r"x\.json: data\[0\]\.paragraphs\[0\]: field 'qas' missing or not a "
-     r"list"),
+     r"x\.json: data\[0\]\.paragraphs\[0\]: expected an object with a "
+     r"string 'context' and a list 'qas'"),
     ({"data": [{"paragraphs": [{"context": _CTX,
                                 "qas": [_OK_QA, dict(_OK_QA, id="r"), 3]}]}]},
      r"x\.json: data\[0\]\.paragraphs\[0\]\.qas\[2\]: expected an object"),
