@@ -191,7 +191,8 @@ def encode(kind: str,
   Returns:
     A dict of equal-length lists, one entry per feature (L_i = its length):
 
-    * all kinds: ``input_ids``, ``token_type_ids`` (np.int32 [L_i]),
+    * all kinds: ``input_ids`` (np.int32 [L_i]), ``token_type_ids``
+      (np.int8 [L_i], segment 0 or 1; `batches` widens both to int32),
       ``example_index`` (int, index of the source record);
     * classification: ``label`` (int); regression: ``label`` (float);
     * qa: ``start_position``, ``end_position`` (int token indices, 0 = [CLS]
@@ -231,6 +232,12 @@ def _i32(values) -> np.ndarray:
   return np.asarray(values, dtype=np.int32)
 
 
+def _segments(values) -> np.ndarray:
+  """Token type ids (0 or 1) in one byte each: features of a large task are
+  held for the whole run, and int32 would spend 3 more bytes per token."""
+  return np.asarray(values, dtype=np.int8)
+
+
 def _encode_sequences(kind, records, tokenizer, max_length,
                       label_to_id) -> Features:
   """Single sentences and sentence pairs, 'longest_first' truncation."""
@@ -265,7 +272,7 @@ def _encode_sequences(kind, records, tokenizer, max_length,
                       return_attention_mask=False)
       for j, i in enumerate(idx):
         input_ids[i] = _i32(enc["input_ids"][j])
-        type_ids[i] = _i32(enc["token_type_ids"][j])
+        type_ids[i] = _segments(enc["token_type_ids"][j])
   return {"input_ids": input_ids, "token_type_ids": type_ids,
           "example_index": list(range(n)), "label": labels}
 
@@ -387,7 +394,7 @@ def _encode_qa(records, tokenizer, max_length, doc_stride,
       offsets[~mask] = -1
       start_pos, end_pos = _window_positions(offsets, mask, chunk[local][2])
       out["input_ids"].append(_i32(enc["input_ids"][w]))
-      out["token_type_ids"].append(_i32(enc["token_type_ids"][w]))
+      out["token_type_ids"].append(_segments(enc["token_type_ids"][w]))
       out["example_index"].append(c + local)
       out["start_position"].append(start_pos)
       out["end_position"].append(end_pos)
@@ -429,9 +436,7 @@ def _encode_tagging(records, tokenizer, max_length, label_to_id) -> Features:
   token, so every word keeps one position, its label and a prediction, and
   word alignment never shifts.
   """
-  word_lists: list[list[str]] = []
-  tag_ids: list[list[int]] = []
-  for i, r in enumerate(records):
+  for i, r in enumerate(records):  # Every record checked before any work.
     tokens, tags = r.get("tokens"), r.get("tags")
     if not isinstance(tokens, (list, tuple)) or not all(
         isinstance(t, str) for t in tokens):
@@ -440,16 +445,18 @@ def _encode_tagging(records, tokenizer, max_length, label_to_id) -> Features:
       raise DataError(
           f"record {i}: 'tags' must be a list as long as 'tokens' "
           f"({len(tokens)} words)")
-    tag_ids.append([_label_id(t, label_to_id, f"record {i}, word {k}")
-                    for k, t in enumerate(tags)])
-    word_lists.append(list(tokens))
+    for k, t in enumerate(tags):
+      _label_id(t, label_to_id, f"record {i}, word {k}")
 
   unk = tokenizer.unk_token
   out: Features = {k: [] for k in (
       "input_ids", "token_type_ids", "example_index", "labels", "word_ids",
       "num_words", "num_words_kept")}
-  for c in range(0, len(word_lists), _CHUNK):
-    chunk = word_lists[c:c + _CHUNK]
+  # Chunk by chunk, so that only one chunk's words and tag ids are copied.
+  for c in range(0, len(records), _CHUNK):
+    chunk = [list(r["tokens"]) for r in records[c:c + _CHUNK]]
+    tag_ids = [[_label_id(t, label_to_id, "") for t in r["tags"]]
+               for r in records[c:c + _CHUNK]]
     if unk is not None:
       unique = sorted({w for words in chunk for w in words})
       if unique:
@@ -470,11 +477,11 @@ def _encode_tagging(records, tokenizer, max_length, label_to_id) -> Features:
       kept = 0
       for pos, w in enumerate(word_ids):
         if w is not None and w != previous:
-          labels[pos] = tag_ids[i][w]
+          labels[pos] = tag_ids[j][w]
           kept = max(kept, w + 1)
         previous = w
       out["input_ids"].append(_i32(enc["input_ids"][j]))
-      out["token_type_ids"].append(_i32(enc["token_type_ids"][j]))
+      out["token_type_ids"].append(_segments(enc["token_type_ids"][j]))
       out["example_index"].append(i)
       out["labels"].append(labels)
       out["word_ids"].append(list(word_ids))

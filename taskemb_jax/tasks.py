@@ -8,19 +8,24 @@ Tasks come from three places, all registered in ``TASKS`` by name:
   public copy exists and otherwise from local files in the generic formats;
 * the offline task bank (``taskemb_jax.bank``), real corpora that ship inside
   package-registry archives;
-* a user's own files (``local_task``): JSON Lines, SQuAD JSON or CoNLL columns.
+* a user's own files (``local_task``): JSON Lines, SQuAD JSON or CoNLL
+  columns, read by `taskemb_jax.formats`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from taskemb_jax.bank import catalog as bank_catalog
 from taskemb_jax.errors import DataError
+# The generic formats are read by taskemb_jax.formats; its readers stay
+# importable from here.
+from taskemb_jax.formats import (  # noqa: F401  pylint: disable=unused-import
+    find_split_file, iter_file, local_file_task, local_task, read_conll,
+    read_file, read_jsonl, read_squad, record_text)
 from taskemb_jax.records import (DEFAULT_METRIC, KINDS, SPLITS, Loader,
                                   Record, Task, normalize_key, split_of)
 
@@ -55,247 +60,6 @@ def get_task(name: str) -> Task:
 # The offline bank's tasks (the bank never imports this module).
 for _task in bank_catalog.tasks():
   register(_task)
-
-
-# ----------------------------------------------------------------------------
-# Generic local formats: JSON Lines, SQuAD JSON, CoNLL columns.
-# ----------------------------------------------------------------------------
-
-_EXTENSIONS = {
-    "classification": (".jsonl",), "regression": (".jsonl",),
-    "qa": (".json", ".jsonl"), "tagging": (".conll", ".txt", ".tsv"),
-}
-_SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "dev",
-                                                       "valid"),
-                  "test": ("test",)}
-
-
-def read_jsonl(path: str, kind: str, *, labelled: bool = True) -> list[Record]:
-  """Classification/regression records from JSON Lines.
-
-  Each line: {"text": str, "text_pair": str (optional), "label": str | number}.
-  Regression labels must be numbers; classification labels are kept as
-  strings (ints and bools become their string form). Blank lines are skipped.
-  """
-  records = []
-  for lineno, line in _lines(path):
-    obj = _json_line(path, lineno, line)
-    text = obj.get("text")
-    if not isinstance(text, str) or not text.strip():
-      raise DataError(f"{path}:{lineno}: field 'text' missing or not a "
-                      "non-empty string")
-    pair = obj.get("text_pair")
-    if pair is not None and not isinstance(pair, str):
-      raise DataError(f"{path}:{lineno}: field 'text_pair' must be a string")
-    label = obj.get("label")
-    if label is None:
-      if labelled:
-        raise DataError(f"{path}:{lineno}: field 'label' missing")
-    elif kind == "regression":
-      if isinstance(label, bool):
-        raise DataError(f"{path}:{lineno}: regression label {label!r} is "
-                        "not a number")
-      if not isinstance(label, (int, float)):
-        try:
-          label = float(label)
-        except (TypeError, ValueError):
-          raise DataError(f"{path}:{lineno}: regression label {label!r} is "
-                          "not a number") from None
-      label = float(label)
-      if label != label or label in (float("inf"), float("-inf")):
-        raise DataError(f"{path}:{lineno}: regression label {label!r} is "
-                        "not finite")
-    else:
-      if isinstance(label, (dict, list, float)):
-        raise DataError(f"{path}:{lineno}: classification label {label!r} "
-                        "must be a string or an integer")
-      label = str(label).lower() if isinstance(label, bool) else str(label)
-    records.append({"text": text, "text_pair": pair, "label": label})
-  return records
-
-
-def read_squad(path: str) -> list[Record]:
-  """QA records from SQuAD v1.1/v2.0 JSON, or flat JSON Lines records.
-
-  An answer whose text is not at `answer_start` in the context is an error
-  naming the question id.
-  """
-  if path.endswith(".jsonl"):
-    raw = []
-    for lineno, line in _lines(path):
-      obj = _json_line(path, lineno, line)
-      for key in ("question", "context"):
-        if not isinstance(obj.get(key), str):
-          raise DataError(f"{path}:{lineno}: field {key!r} missing")
-      raw.append(dict(obj, id=str(obj.get("id", f"{lineno}")),
-                      answers=obj.get("answers", [])))
-  else:
-    try:
-      with open(path, encoding="utf-8") as f:
-        doc = json.load(f)
-    except FileNotFoundError:
-      raise DataError(f"{path}: file not found") from None
-    except json.JSONDecodeError as e:
-      raise DataError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-      raise DataError(f"{path}: not SQuAD JSON (no top-level 'data' list)")
-    raw = []
-    for article in doc["data"]:
-      for para in article.get("paragraphs", []):
-        context = para.get("context")
-        for qa in para.get("qas", []):
-          answers = [] if qa.get("is_impossible") else qa.get("answers", [])
-          raw.append({"id": str(qa.get("id")), "question": qa.get("question"),
-                      "context": context, "answers": answers})
-  records = []
-  for r in raw:
-    if not isinstance(r["context"], str) or not isinstance(r["question"], str):
-      raise DataError(f"{path}: question {r['id']}: missing question or "
-                      "context")
-    answers = []
-    for a in r["answers"] or []:
-      try:
-        text, start = a["text"], int(a["answer_start"])
-      except (KeyError, TypeError, ValueError):
-        raise DataError(f"{path}: question {r['id']}: an answer needs 'text' "
-                        "and an integer 'answer_start'") from None
-      if r["context"][start:start + len(text)] != text:
-        raise DataError(
-            f"{path}: question {r['id']}: answer {text!r} is not in the "
-            f"context at answer_start={start}")
-      answers.append({"text": text, "answer_start": start})
-    records.append({"id": r["id"], "question": r["question"],
-                    "context": r["context"], "answers": answers})
-  return records
-
-
-def read_conll(path: str, *, labelled: bool = True) -> list[Record]:
-  """Tagging records from CoNLL column files.
-
-  One token per line, columns separated by whitespace: the first column is
-  the word and the last the tag; a blank line ends a sentence;
-  ``-DOCSTART-`` lines are skipped. Unlabelled files (for prediction) may
-  have one column.
-  """
-  records, tokens, tags = [], [], []
-
-  def flush():
-    if tokens:
-      records.append({"tokens": list(tokens),
-                      "tags": list(tags) if labelled else None})
-      tokens.clear()
-      tags.clear()
-
-  for lineno, line in _lines(path, keep_blank=True):
-    cols = line.split()
-    if not cols:
-      flush()
-      continue
-    if cols[0] == "-DOCSTART-":
-      continue
-    if labelled and len(cols) < 2:
-      raise DataError(f"{path}:{lineno}: expected 'word ... tag' columns, "
-                      f"got {line.strip()!r}")
-    tokens.append(cols[0])
-    tags.append(cols[-1])
-  flush()
-  return records
-
-
-def read_file(path: str, kind: str, *, labelled: bool = True) -> list[Record]:
-  """Reads a local file of `kind` in its generic format."""
-  if not os.path.isfile(path):
-    raise DataError(f"{path}: file not found")
-  if kind == "qa":
-    return read_squad(path)
-  if kind == "tagging":
-    return read_conll(path, labelled=labelled)
-  return read_jsonl(path, kind, labelled=labelled)
-
-
-def _lines(path: str, keep_blank: bool = False) -> Iterable[tuple[int, str]]:
-  try:
-    with open(path, encoding="utf-8") as f:
-      for lineno, line in enumerate(f, 1):
-        if keep_blank or line.strip():
-          yield lineno, line
-  except FileNotFoundError:
-    raise DataError(f"{path}: file not found") from None
-  except UnicodeDecodeError as e:
-    raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte "
-                    f"{e.start})") from None
-
-
-def _json_line(path: str, lineno: int, line: str) -> dict:
-  try:
-    obj = json.loads(line)
-  except json.JSONDecodeError as e:
-    raise DataError(f"{path}:{lineno}: not valid JSON: {e.msg}") from None
-  if not isinstance(obj, dict):
-    raise DataError(f"{path}:{lineno}: expected a JSON object")
-  return obj
-
-
-def record_text(kind: str, record: Record) -> str:
-  """The text that identifies a record (its split key is derived from it)."""
-  if kind == "qa":
-    return record["context"] + " || " + record["question"]
-  if kind == "tagging":
-    return " ".join(record["tokens"])
-  return record["text"] + (" || " + record["text_pair"]
-                           if record.get("text_pair") else "")
-
-
-def local_task(path: str, kind: str, name: str | None = None) -> Task:
-  """A task from a user's own data.
-
-  `path` is either a folder holding ``train`` / ``validation`` (or ``dev``)
-  / ``test`` files in the generic format of `kind`, or a single file, which
-  is split 80/10/10 by a hash of each example's text.
-  """
-  if kind not in KINDS:
-    raise DataError(f"unknown task kind {kind!r}; use one of {KINDS}")
-  if not os.path.exists(path):
-    raise DataError(f"{path}: no such file or folder")
-  name = name or f"{kind}:{path}"
-  if os.path.isfile(path):
-    cache: dict[str, list[Record]] = {}
-
-    def load_file(split, data_dir):
-      del data_dir
-      if not cache:
-        for r in read_file(path, kind):
-          key = normalize_key(record_text(kind, r))
-          cache.setdefault(split_of(key), []).append(r)
-      return cache.get(split, [])
-    return Task(name=name, kind=kind, loader=load_file, source="local",
-                description=f"local file {path}")
-
-  def load_dir(split, data_dir):
-    del data_dir
-    return read_file(find_split_file(path, split, kind), kind)
-  return Task(name=name, kind=kind, loader=load_dir, source="local",
-              description=f"local folder {path}")
-
-
-def find_split_file(folder: str, split: str, kind: str) -> str:
-  """The file of `split` in `folder` (e.g. dev.jsonl for validation)."""
-  for alias in _SPLIT_ALIASES.get(split, (split,)):
-    for ext in _EXTENSIONS[kind]:
-      path = os.path.join(folder, alias + ext)
-      if os.path.isfile(path):
-        return path
-  names = [a + e for a in _SPLIT_ALIASES.get(split, (split,))
-           for e in _EXTENSIONS[kind]]
-  raise DataError(f"{folder}: no {split} file (looked for {', '.join(names)})")
-
-
-def local_file_task(path: str, kind: str) -> Task:
-  """A task whose every split is the whole of one file (for prediction)."""
-  def load(split, data_dir):
-    del split, data_dir
-    return read_file(path, kind, labelled=False)
-  return Task(name=f"{kind}:{path}", kind=kind, loader=load, source="local")
 
 
 # ----------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def test_encode_classification_single_and_pair(tok):
   assert f["token_type_ids"][1].tolist() == [0] * 6
   assert f["input_ids"][2].tolist() == [CLS, 7592, 2088, 999, SEP]
   assert f["input_ids"][0].dtype == np.int32
-  assert f["token_type_ids"][0].dtype == np.int32
+  assert f["token_type_ids"][0].dtype == np.int8
   assert f["label"] == [1, 0, 0]
   assert f["example_index"] == [0, 1, 2]
 

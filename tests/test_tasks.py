@@ -559,7 +559,7 @@ def test_read_conll(tmp_path):
       "-DOCSTART- -X- -X- O",
       "",
       "EU NNP B-NP B-ORG",
-      "rejects\tVBZ\tB-VP\tO",
+      "rejects VBZ  B-VP O",
       "",
       "",
       "-DOCSTART- -X- -X- O",
@@ -583,6 +583,7 @@ def test_read_conll_one_column_line_is_an_error(tmp_path):
                      r"tag' columns, got 'lonely'"):
     tasks.read_conll(str(path))
   # Unlabelled files (for prediction) may have one column.
+  path = _write(tmp_path / "u.conll", "a\nb\n\nc\nlonely\n")
   assert tasks.read_conll(str(path), labelled=False) == [
       {"tokens": ["a", "b"], "tags": None},
       {"tokens": ["c", "lonely"], "tags": None}]
