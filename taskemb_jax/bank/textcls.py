@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import email
+import email.header
 import email.policy
 import html
 import json
@@ -43,13 +44,18 @@ def _decoded(part: email.message.Message) -> str:
 
 
 def email_text(raw: str) -> str:
-  """``Subject`` + body text of an RFC 822 email (headers dropped).
+  """``Subject`` + body text of an RFC 822 email (other headers dropped).
 
-  The text/plain parts, else the text/html parts with tags removed and
+  The subject's encoded words are decoded; the text/plain parts, else the text/html parts with tags removed and
   entities decoded; whitespace collapsed; cut at `MAX_EMAIL_CHARS`.
   """
   msg = email.message_from_string(raw, policy=email.policy.compat32)
   subject = str(msg.get("Subject", "") or "")
+  try:  # RFC 2047 encoded words (=?Big5?B?...?=) decoded.
+    subject = str(email.header.make_header(
+        email.header.decode_header(subject)))
+  except (LookupError, ValueError, UnicodeDecodeError):
+    pass
   plain, markup = [], []
   for part in msg.walk():
     kind = part.get_content_type()
