@@ -69,7 +69,8 @@ def registry_url(package: str) -> str:
 
 def metadata_url(registry: str, package: str) -> str:
   """The package's metadata document (``@scope/name`` -> ``@scope%2fname``)."""
-  return registry + urllib.parse.quote(package, safe="@")
+  return registry + urllib.parse.quote(package, safe="@").replace("%2F",
+                                                                  "%2f")
 
 
 def tarball_url(document: bytes, package: str, version: str,
