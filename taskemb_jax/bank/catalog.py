@@ -247,7 +247,7 @@ TRAIN_SIZES = {
     "brown-pos": 45107,
     "brown-upos": 45138,
     "brown-genre": 14939,
-    "spam-assassin": 4707,
+    "spam-assassin": 4708,
     "uci-amazon": 816,
     "uci-imdb": 809,
     "uci-yelp": 789,
