@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Bank tasks `make bank` fetches: what `make demo` needs (its target). Empty
+# (`make bank BANK_TASKS=`) fetches every corpus, about 450 MB of archives.
+BANK_TASKS ?= rt-freshness
 
 .PHONY: setup test demo bank benchmarks
 
@@ -21,7 +24,7 @@ test: setup
 	$(PY) -m pytest -q
 
 bank: setup
-	$(PY) -m taskemb_jax.bank fetch
+	$(PY) -m taskemb_jax.bank fetch $(BANK_TASKS)
 
 demo: bank
 	$(PY) -m taskemb_jax.main --config=configs/demo.py --workdir=work/demo

