@@ -56,13 +56,20 @@ class Task:
   metric: str = ""  # Primary metric (see taskemb_jax.metrics); "" = default.
   size: int | None = None  # Number of training examples, where known.
   source: str = ""  # 'hub:<path>[/<name>]', 'local', 'bank:<package>'.
-  description: str = ""  # One line for tables and reports.
+  title: str = ""  # One line for tables and reports.
+  # A paragraph: what the input is, what is predicted, where the data comes
+  # from ("" = the title).
+  description: str = ""
 
   def __post_init__(self):
     if self.kind not in KINDS:
       raise ValueError(f"task {self.name!r}: kind {self.kind!r} not in {KINDS}")
     if not self.metric:
       object.__setattr__(self, "metric", DEFAULT_METRIC[self.kind])
+    if not self.title:
+      object.__setattr__(self, "title", self.description.split("\n")[0])
+    if not self.description:
+      object.__setattr__(self, "description", self.title)
 
   @property
   def family(self) -> str:

@@ -376,7 +376,7 @@ def list_stage(config, workdir) -> list[str]:
     t = TASKS[name]
     size = f"{t.size:>7}" if t.size else "      ?"
     print(f"{name:18} {t.kind:14} {t.metric:9} {size}  {t.source:36} "
-          f"{t.description}")
+          f"{t.title}")
   return sorted(TASKS)
 
 

@@ -88,8 +88,9 @@ def test_registry_has_every_bank_task():
     assert task.source.startswith("bank:")
     assert isinstance(task.size, int) and task.size > 0
     assert task.size == bank.TRAIN_SIZES[name]
-    assert task.description == bank.TASK_SPECS[name]["title"]
-    assert "\n" not in task.description and len(task.description) < 80
+    assert task.title == bank.TASK_SPECS[name]["title"]
+    assert "\n" not in task.title and len(task.title) < 80
+    assert task.description == bank.TASK_SPECS[name]["description"]
     assert name in bank.ATTRIBUTIONS and len(bank.ATTRIBUTIONS[name]) > 40
     if kind in ("classification", "tagging"):
       assert isinstance(task.labels, tuple) and len(set(task.labels)) == len(

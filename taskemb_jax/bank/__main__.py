@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         state = ("fetched" if is_fetched(source, args.cache)
                  else "not fetched")
         print(f"{task.name:18s} {task.kind:15s} {task.source:32s} "
-              f"train={task.size!s:7s} {state:12s} {task.description}")
+              f"train={task.size!s:7s} {state:12s} {task.title}")
   except DataError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

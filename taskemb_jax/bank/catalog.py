@@ -312,6 +312,6 @@ def tasks() -> list[Task]:
            labels=spec.get("labels"), metric=spec.get("metric", ""),
            size=TRAIN_SIZES[name],
            source=f"bank:{SOURCES[spec['source']]['package']}",
-           description=spec["title"])
+           title=spec["title"], description=spec["description"])
       for name, spec in TASK_SPECS.items()
   ]
