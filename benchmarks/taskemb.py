@@ -88,6 +88,7 @@ def memory_mb(compiled) -> dict:
 
 def main(argv=None):
   args = parse_args(argv)
+  sharding.configure_jax(common.get_config())  # As the CLI, before JAX starts.
   cfg = PRESETS[args.preset]
   model = heads.TaskModel(cfg, "classification", 3, rngs=nnx.Rngs(0))
   config = common.get_config()

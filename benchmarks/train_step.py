@@ -343,6 +343,7 @@ def bench_shapes(cfg, batch: int, length: int, reps: int = 7) -> dict:
 
 def main():
   args = ARGS
+  sharding.configure_jax(common.get_config())  # As the CLI, before JAX starts.
   info = {"jax": jax.__version__, "backend": jax.default_backend(),
           "devices": [str(d) for d in jax.devices()],
           "cpu_count": os.cpu_count(),

@@ -10,6 +10,8 @@ batch.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from typing import Any, Mapping
 
@@ -41,11 +43,39 @@ def maybe_initialize_distributed() -> None:
 
 
 def configure_jax(config) -> None:
-  """Process-wide JAX settings of a run: the persistent compilation cache."""
+  """Process-wide settings of a run: the persistent compilation cache, and
+  memory reuse on the CPU (`keep_freed_memory`); call before JAX starts."""
   cache = config.get("compilation_cache", "")
   if cache:
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(cache))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+  keep_freed_memory()
+
+
+# mallopt(3) parameters of glibc.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+
+
+def keep_freed_memory() -> bool:
+  """Makes glibc's malloc keep freed memory for reuse; True if it could.
+
+  XLA:CPU allocates a step's temporaries (1.3 GB for MiniLM at batch 32,
+  length 128) with malloc at every execution. glibc serves blocks that
+  large with fresh mmap()s and unmaps them on free, so the kernel
+  page-faults and zeroes every temporary page again at every step (about
+  340,000 faults per step). With one arena, no mmap and no trimming below
+  2 GiB of free memory, a step reuses the pages of the step before. The
+  cost: the process keeps its peak heap. Effective for allocations made
+  after the call by threads that start after it (call it before JAX
+  starts); a no-op where the C library is not glibc.
+  """
+  try:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.gnu_get_libc_version  # pylint: disable=pointless-statement
+  except (OSError, AttributeError):
+    return False
+  return bool(libc.mallopt(_M_ARENA_MAX, 1) and libc.mallopt(_M_MMAP_MAX, 0)
+              and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def make_mesh(num_devices: int = -1) -> Mesh:

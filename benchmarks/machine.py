@@ -1,0 +1,108 @@
+"""What the benchmarks record about the machine they ran on.
+
+`info()` is a dict of the CPU model, the CPU features that matter to the
+matmul kernels (AVX-512, AVX-512 BF16, AMX), the CPUs this process may use,
+the load average and the software versions; `CpuShare` measures how much
+CPU time other processes took during a measurement (a shared machine makes
+absolute timings meaningless, ratios within one run less so).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import time
+
+FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni",
+                     "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def _cpuinfo_field(name: str) -> str | None:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith(name):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return None
+
+
+def cpu_model() -> str:
+  return _cpuinfo_field("model name") or platform.processor() or "?"
+
+
+def cpu_flags() -> list[str]:
+  """The features of FLAGS_OF_INTEREST that /proc/cpuinfo lists."""
+  flags = set((_cpuinfo_field("flags") or "").split())
+  return [f for f in FLAGS_OF_INTEREST if f in flags]
+
+
+def load_average() -> list[float] | None:
+  try:
+    return list(os.getloadavg())
+  except OSError:
+    return None
+
+
+def info() -> dict:
+  """Machine and software facts for a results file (JAX side)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  return {
+      "date": datetime.datetime.now().isoformat(timespec="seconds"),
+      "cpu_model": cpu_model(), "cpu_flags": cpu_flags(),
+      "cpu_count": os.cpu_count(),
+      "cpu_affinity": (len(os.sched_getaffinity(0))
+                       if hasattr(os, "sched_getaffinity") else None),
+      "machine": platform.machine(), "python": platform.python_version(),
+      "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+      "backend": jax.default_backend(),
+      "devices": [str(d) for d in jax.devices()],
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "load_average_start": load_average(),
+  }
+
+
+class CpuShare:
+  """CPU time other processes took while measuring (from /proc/stat).
+
+  busy(all CPUs) - CPU time of this process and its children, as a fraction
+  of wall time x CPU count (None where /proc/stat is absent). Children are
+  counted only once they have been waited for, so with a live worker
+  process pass its pid to `others`.
+  """
+
+  def __init__(self, pids: tuple[int, ...] = ()):
+    self.pids = pids
+    self.start = self._sample()
+
+  def _sample(self):
+    try:
+      with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+      return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    busy = (sum(v) - v[3] - (v[4] if len(v) > 4 else 0)) / ticks
+    t = os.times()
+    own = t.user + t.system + sum(_proc_cpu(p) for p in self.pids)
+    return busy, own, time.perf_counter()
+
+  def others(self) -> float | None:
+    end = self._sample()
+    if self.start is None or end is None:
+      return None
+    busy, own, wall = (e - s for e, s in zip(end, self.start))
+    return max(0.0, (busy - own) / (wall * (os.cpu_count() or 1)))
+
+
+def _proc_cpu(pid: int) -> float:
+  """User + system CPU seconds of a live process (0 if unreadable)."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+  except (OSError, ValueError, IndexError):
+    return 0.0

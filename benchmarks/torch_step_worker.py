@@ -1,0 +1,124 @@
+r"""PyTorch side of benchmarks/train_step_vs_torch.py (runs in its own venv).
+
+  /work/torchvenv/bin/python benchmarks/torch_step_worker.py \
+      --model_dir=DIR --batch_file=BATCH.npz --threads=2
+
+Needs torch and transformers only (never the project or JAX): it is started
+by train_step_vs_torch.py with the interpreter given by --torch-python, so
+that torch stays out of the project's environment. It builds Hugging Face's
+`BertForSequenceClassification` from the packaged MiniLM folder (the same
+encoder weights as the JAX side), in training mode (dropout on), with AdamW
+(no decay on biases and LayerNorm), linear warm-up/decay and global-norm
+clipping, as the project's train step; then it answers commands on stdin,
+one per line, each with one JSON line on stdout:
+
+  run K   -> {"times": [wall seconds of each of K train steps],
+              "cpu": [CPU seconds of this process in each], "loss": ...}
+  quit    -> exits
+
+The first line it writes is {"ready": true, "torch": ..., ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+import transformers
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--model_dir", required=True)
+  p.add_argument("--batch_file", required=True,
+                 help=".npz with input_ids, token_type_ids, attention_mask, "
+                      "label (int arrays)")
+  p.add_argument("--num_labels", type=int, default=3)
+  p.add_argument("--threads", type=int, default=2)
+  p.add_argument("--learning_rate", type=float, default=2e-5)
+  p.add_argument("--weight_decay", type=float, default=0.01)
+  p.add_argument("--adam_epsilon", type=float, default=1e-8)
+  p.add_argument("--max_grad_norm", type=float, default=1.0)
+  p.add_argument("--num_train_steps", type=int, default=1000)
+  p.add_argument("--warmup_proportion", type=float, default=0.1)
+  p.add_argument("--warmup", type=int, default=2,
+                 help="untimed steps before answering 'ready'")
+  return p.parse_args(argv)
+
+
+def build(args):
+  """Model, optimizer, scheduler and the batch as tensors."""
+  torch.manual_seed(0)
+  model = transformers.BertForSequenceClassification.from_pretrained(
+      args.model_dir, num_labels=args.num_labels)
+  model.train()
+  no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
+  groups = [
+      {"params": [p for n, p in model.named_parameters()
+                  if not any(s in n for s in no_decay)],
+       "weight_decay": args.weight_decay},
+      {"params": [p for n, p in model.named_parameters()
+                  if any(s in n for s in no_decay)],
+       "weight_decay": 0.0}]
+  opt = torch.optim.AdamW(groups, lr=args.learning_rate, eps=args.adam_epsilon)
+  sched = transformers.get_linear_schedule_with_warmup(
+      opt, int(args.warmup_proportion * args.num_train_steps),
+      args.num_train_steps)
+  data = np.load(args.batch_file)
+  batch = {k: torch.from_numpy(np.asarray(data[k], np.int64)) for k in
+           ("input_ids", "token_type_ids", "attention_mask")}
+  batch["labels"] = torch.from_numpy(np.asarray(data["label"], np.int64))
+  return model, opt, sched, batch
+
+
+def make_step(model, opt, sched, batch, max_grad_norm):
+  def step() -> float:
+    out = model(**batch)
+    out.loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return out.loss.item()
+  return step
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  torch.set_num_threads(args.threads)
+  model, opt, sched, batch = build(args)
+  step = make_step(model, opt, sched, batch, args.max_grad_norm)
+  for _ in range(args.warmup):
+    step()
+  info = {"ready": True, "torch": torch.__version__,
+          "transformers": transformers.__version__,
+          "threads": torch.get_num_threads(),
+          "attn_implementation": getattr(model.config, "_attn_implementation",
+                                         None),
+          "mkldnn": torch.backends.mkldnn.is_available(),
+          "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+  print(json.dumps(info), flush=True)
+  for line in sys.stdin:
+    cmd = line.split()
+    if not cmd or cmd[0] == "quit":
+      break
+    if cmd[0] == "run":
+      times, cpu, losses = [], [], []
+      for _ in range(int(cmd[1])):
+        t0, c0 = time.perf_counter(), time.process_time()
+        losses.append(step())
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+      print(json.dumps({"times": times, "cpu": cpu, "loss": losses[-1]}),
+            flush=True)
+    else:
+      print(json.dumps({"error": f"unknown command {line.strip()!r}"}),
+            flush=True)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,396 @@
+r"""Variants of the train step timed against each other, interleaved.
+
+  .venv/bin/python benchmarks/train_step_experiments.py \
+      --variants=baseline,xla_vector_width_512 --lengths=128,64
+  .venv/bin/python benchmarks/train_step_experiments.py --list
+
+Each variant runs in its own worker process (this script with --worker),
+so that XLA flags (set in XLA_FLAGS before JAX starts), code patches and
+other checkouts of the project (--root=NAME=PATH, e.g. the code before a
+change, from `git archive`) stay apart; the parent tells the workers in turn
+to run --steps train steps (benchmarks/train_step_vs_torch.py's protocol,
+the same model: packaged MiniLM, classification, batch 32, dropout on,
+AdamW) and reports each variant's median step time and its speed-up over the
+first variant, with the spread of the per-round speed-ups. `torch` (PyTorch
+eager, via --torch-python) can be one of the variants.
+
+Results are appended to --out (a JSON list, one entry per run), which is
+where the project keeps the measured effect of every experiment, including
+those that did not help (benchmarks/results/train_step_experiments.json).
+Workers hold a model each: on a 23 GiB machine run at most ~4 at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# name -> (description, extra environment (XLA_FLAGS is appended to), patch
+# function name or None, compute dtype).
+VARIANTS: dict[str, tuple[str, dict, str | None, str]] = {
+    "baseline": ("the code as it is", {}, None, "float32"),
+    "bfloat16": ("config.dtype = bfloat16", {}, None, "bfloat16"),
+    "no_dropout": ("dropout rate 0 (what the random bits and masks cost)",
+                   {}, "patch_no_dropout", "float32"),
+    "xla_vector_width_512": ("XLA:CPU 512-bit vectors for element-wise code",
+                             {"XLA_FLAGS": "--xla_cpu_prefer_vector_width=512"},
+                             None, "float32"),
+    "xla_fast_math": ("XLA:CPU fast math",
+                      {"XLA_FLAGS": "--xla_cpu_enable_fast_math=true"}, None,
+                      "float32"),
+    "xla_onednn": ("oneDNN for dots", {"XLA_FLAGS": "--xla_cpu_use_onednn=true"},
+                   None, "float32"),
+    "xla_no_ynn": ("Eigen dots instead of YNNPACK fusions",
+                   {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="},
+                   None, "float32"),
+    "xla_concurrency_scheduler": (
+        "concurrency-optimized scheduler",
+        {"XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"},
+        None, "float32"),
+    "malloc_keep": ("glibc malloc keeps freed memory (no mmap, one arena, no "
+                    "trim): temporaries are not page-faulted every step",
+                    {"GLIBC_TUNABLES": "glibc.malloc.mmap_max=0:"
+                     "glibc.malloc.trim_threshold=68719476736:"
+                     "glibc.malloc.arena_max=1"}, None, "float32"),
+    "malloc_hugetlb": ("glibc malloc asks for transparent huge pages",
+                       {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}, None,
+                       "float32"),
+    "cheap_hash": ("dropout bits from a keyed 2 x lowbias32 hash instead of "
+                   "threefry-2x32-20", {}, "patch_cheap_hash", "float32"),
+    "attention_vjp": ("attention core with a hand-written backward",
+                      {}, "patch_attention_vjp", "float32"),
+    "attention_vjp_cheap_hash": ("attention_vjp + cheap_hash", {},
+                                 "patch_attention_vjp_cheap_hash", "float32"),
+    "torch": ("PyTorch eager (benchmarks/torch_step_worker.py)", {}, None,
+              "float32"),
+}
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(
+      description=__doc__.split("\n")[0],
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--variants", default="baseline,no_dropout",
+                 help="comma-separated names (--list); the first is the "
+                      "reference")
+  p.add_argument("--root", action="append", default=[],
+                 help="NAME=PATH: a variant NAME running the project "
+                      "checkout at PATH as it is")
+  p.add_argument("--lengths", default="128,64")
+  p.add_argument("--batch", type=int, default=32)
+  p.add_argument("--rounds", type=int, default=5)
+  p.add_argument("--steps", type=int, default=2)
+  p.add_argument("--warmup", type=int, default=2)
+  p.add_argument("--threads", type=int, default=2,
+                 help="torch.set_num_threads of the torch variant")
+  p.add_argument("--torch-python", dest="torch_python",
+                 default=os.environ.get("TORCH_PYTHON",
+                                        "/work/torchvenv/bin/python"))
+  p.add_argument("--note", default="", help="stored with the results")
+  p.add_argument("--list", action="store_true")
+  p.add_argument("--out", default=os.path.join(
+      ROOT, "benchmarks", "results", "train_step_experiments.json"))
+  # Worker mode.
+  p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+  p.add_argument("--batch_file", default=None, help=argparse.SUPPRESS)
+  p.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
+  return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------
+# Patches (applied in a worker before the model is built).
+# ----------------------------------------------------------------------------
+
+
+def patch_no_dropout():
+  from taskemb_jax import model  # pylint: disable=g-import-not-at-top
+  model.dropout = lambda module, x, rngs: x
+  from taskemb_jax import heads  # pylint: disable=g-import-not-at-top
+  heads.dropout = model.dropout
+
+
+def _lowbias32(x):
+  """Wellons' 'lowbias32' integer hash (2 multiplies, 3 xor-shifts)."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  x = x ^ (x >> jnp.uint32(16))
+  x = x * jnp.uint32(0x7FEB352D)
+  x = x ^ (x >> jnp.uint32(15))
+  x = x * jnp.uint32(0x846CA68B)
+  return x ^ (x >> jnp.uint32(16))
+
+
+def patch_cheap_hash():
+  """Dropout bits from a keyed 2 x lowbias32 hash of the flat index
+  instead of 20-round threefry (same key stream, other bits)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from taskemb_jax import model  # pylint: disable=g-import-not-at-top
+
+  def bits(key, shape):
+    k = jax.random.key_data(key).astype(jnp.uint32)
+    index = jnp.zeros(shape, jnp.uint32)
+    stride = 1
+    for d in range(len(shape) - 1, -1, -1):
+      index = index + jax.lax.broadcasted_iota(jnp.uint32, shape, d) * \
+          jnp.uint32(stride)
+      stride *= shape[d]
+    return _lowbias32(_lowbias32(index ^ k[0]) + k[1])
+  model.threefry_bits = bits
+
+
+def _attention_core_vjp():
+  """softmax(q k^T + bias) with dropout, then @ v, with a hand-written
+  backward that keeps the probabilities and the mask."""
+  import functools  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  def probs(q, k, bias):
+    s = jnp.einsum("bhqd,bhkd->bhqk", q, k) + bias
+    e = jnp.exp(s - jax.lax.stop_gradient(s.max(-1, keepdims=True)))
+    return e / e.sum(-1, keepdims=True)
+
+  @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+  def core(q, k, v, bias, keep, keep_prob):
+    p = probs(q, k, bias)
+    if keep is not None:
+      p = jnp.where(keep, p / keep_prob, 0.0)
+    return jnp.einsum("bhqk,bhkd->bhqd", p, v)
+
+  def fwd(q, k, v, bias, keep, keep_prob):
+    p = probs(q, k, bias)
+    pd = p if keep is None else jnp.where(keep, p / keep_prob, 0.0)
+    return jnp.einsum("bhqk,bhkd->bhqd", pd, v), (q, k, v, p, keep)
+
+  def bwd(keep_prob, res, dc):
+    q, k, v, p, keep = res
+    pd = p if keep is None else jnp.where(keep, p / keep_prob, 0.0)
+    dv = jnp.einsum("bhqk,bhqd->bhkd", pd, dc)
+    dp = jnp.einsum("bhqd,bhkd->bhqk", dc, v)
+    if keep is not None:
+      dp = jnp.where(keep, dp / keep_prob, 0.0)
+    ds = p * (dp - (dp * p).sum(-1, keepdims=True))
+    dq = jnp.einsum("bhqk,bhkd->bhqd", ds, k)
+    dk = jnp.einsum("bhqk,bhqd->bhkd", ds, q)
+    return dq, dk, dv, None, None
+
+  core.defvjp(fwd, bwd)
+  return core
+
+
+def patch_attention_vjp():
+  """The attention core (scores, softmax, dropout, context) as one
+  custom-VJP function (`_attention_core_vjp`)."""
+  import math  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from taskemb_jax import model  # pylint: disable=g-import-not-at-top
+  core = _attention_core_vjp()
+
+  def keep_mask(module, shape, rngs):
+    if rngs is None or module.rate == 0.0:
+      return None
+    key = rngs[module.rng_collection]()
+    bits = model.threefry_bits(key, shape)
+    u = jax.lax.bitcast_convert_type(
+        (bits >> jnp.uint32(9)) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
+    return jnp.maximum(0.0, u) < jnp.float32(1.0 - module.rate)
+
+  def call(self, x, mask_bias, *, rngs, perturb, name):
+    b, t, h = x.shape
+    nh, hd = self.cfg.num_attention_heads, self.cfg.head_dim
+    qkv = model._linear(self.qkv, x).reshape(b, t, 3, nh, hd)  # pylint: disable=protected-access
+    qkv = qkv.transpose(2, 0, 3, 1, 4)
+    keep = keep_mask(self.attn_dropout, (b, nh, t, t), rngs)
+    ctx = core(qkv[0] * (1 / math.sqrt(hd)), qkv[1], qkv[2], mask_bias, keep,
+               1.0 - self.attn_dropout.rate)
+    ctx = model._add(ctx.transpose(0, 2, 1, 3).reshape(b, t, h), perturb,  # pylint: disable=protected-access
+                     f"{name}/attention")
+    y = model.dropout(self.dropout, model._linear(self.output, ctx), rngs)  # pylint: disable=protected-access
+    return self.layer_norm((y + x).astype(jnp.float32))
+
+  model.SelfAttention.__call__ = call
+
+
+def patch_attention_vjp_cheap_hash():
+  patch_cheap_hash()
+  patch_attention_vjp()
+
+
+# ----------------------------------------------------------------------------
+# Worker.
+# ----------------------------------------------------------------------------
+
+
+def worker(args):
+  """Builds the train step (after the variant's patch) and serves 'run K'."""
+  sys.path.insert(0, os.environ.get("TASKEMB_ROOT", ROOT))
+  sys.path.insert(1, os.path.join(ROOT, "benchmarks"))
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  # Imported first from TASKEMB_ROOT (the variant's checkout), before
+  # train_step_vs_torch puts this checkout on the path.
+  import configs.common  # pylint: disable=g-import-not-at-top,unused-import
+  import taskemb_jax.train  # pylint: disable=g-import-not-at-top,unused-import
+  from taskemb_jax import sharding  # pylint: disable=g-import-not-at-top
+  sharding.configure_jax(configs.common.get_config())  # Before JAX starts.
+  patch = os.environ.get("TASKEMB_PATCH")
+  if patch:
+    globals()[patch]()
+  import train_step_vs_torch as vs  # pylint: disable=g-import-not-at-top
+  data = np.load(args.batch_file)
+  batch = {k: data[k] for k in data.files}
+  ours = vs.Ours(batch, args.dtype, 3, args.warmup)
+  print(json.dumps({"ready": True, "compile_s": ours.compile_s}), flush=True)
+  for line in sys.stdin:
+    cmd = line.split()
+    if not cmd or cmd[0] == "quit":
+      break
+    times = ours.run(int(cmd[1]))
+    print(json.dumps({"times": times, "cpu": ours.last_cpu,
+                      "loss": ours.loss}), flush=True)
+
+
+# ----------------------------------------------------------------------------
+# Parent.
+# ----------------------------------------------------------------------------
+
+
+class Worker:
+  """One variant's worker process."""
+
+  def __init__(self, name: str, args, batch_file: str, roots: dict):
+    env = dict(os.environ)
+    if name == "torch":
+      cmd = [args.torch_python,
+             os.path.join(ROOT, "benchmarks", "torch_step_worker.py"),
+             "--model_dir", _minilm_dir(), "--batch_file", batch_file,
+             "--threads", str(args.threads), "--warmup", str(args.warmup)]
+    else:
+      if name in roots:
+        env["TASKEMB_ROOT"], dtype = roots[name], "float32"
+      else:
+        _, extra, patch, dtype = VARIANTS[name]
+        for k, v in extra.items():
+          env[k] = (env.get(k, "") + " " + v).strip() if k == "XLA_FLAGS" else v
+        if patch:
+          env["TASKEMB_PATCH"] = patch
+      cmd = [sys.executable, os.path.abspath(__file__), "--worker", name,
+             "--batch_file", batch_file, "--dtype", dtype,
+             "--warmup", str(args.warmup)]
+    self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True, env=env)
+    self.info = self._read()
+
+  def _read(self):
+    line = self.proc.stdout.readline()
+    if not line:
+      sys.exit(f"error: a worker exited ({self.proc.wait()})")
+    return json.loads(line)
+
+  def run(self, k: int) -> list[float]:
+    self.proc.stdin.write(f"run {k}\n")
+    self.proc.stdin.flush()
+    out = self._read()
+    self.loss, self.last_cpu = out.get("loss"), out["cpu"]
+    return out["times"]
+
+  def close(self):
+    if self.proc.poll() is None:
+      self.proc.stdin.write("quit\n")
+      self.proc.stdin.flush()
+      self.proc.wait(timeout=60)
+
+
+def _minilm_dir() -> str:
+  sys.path.insert(0, ROOT)
+  from taskemb_jax import pretrained  # pylint: disable=g-import-not-at-top
+  return pretrained.resolve_model_dir("minilm-l6")
+
+
+def run_length(length: int, names: list[str], args, roots: dict,
+               tmp: str) -> dict:
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import machine  # pylint: disable=g-import-not-at-top
+  import train_step_vs_torch as vs  # pylint: disable=g-import-not-at-top
+  batch_file = os.path.join(tmp, f"batch{length}.npz")
+  np.savez(batch_file, **vs.make_batch(args.batch, length, 3))
+  workers = {}
+  try:
+    for n in names:  # Started one after the other: compiles do not overlap.
+      workers[n] = Worker(n, args, batch_file, roots)
+    share = machine.CpuShare(pids=tuple(w.proc.pid for w in workers.values()))
+    times, cpu = vs.interleave(workers, args.rounds, args.steps)
+    others = share.others()
+  finally:
+    for w in workers.values():
+      w.close()
+  rows = vs.summarize(times, cpu, args.batch, names[0])
+  for n, row in rows.items():
+    row["final_loss"] = workers[n].loss
+    if n != names[0]:
+      row["speedup"] = row.pop("speedup_over_torch")
+      row["cpu_speedup"] = row.pop("cpu_speedup_over_torch")
+  return {"length": length, "variants": rows,
+          "other_processes_cpu_share": others,
+          "load_average_end": machine.load_average()}
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  if args.list:
+    for n, (d, extra, patch, dt) in VARIANTS.items():
+      print(f"{n:<28}{d} {extra or ''} {patch or ''} {dt}")
+    return None
+  if args.worker:
+    return worker(args)
+  roots = dict(r.split("=", 1) for r in args.root)
+  names = args.variants.split(",")
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import machine  # pylint: disable=g-import-not-at-top
+  import subprocess as sp  # pylint: disable=g-import-not-at-top,reimported
+  commit = sp.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                  capture_output=True, text=True).stdout.strip()
+  entry = {"date": None, "commit": commit, "note": args.note,
+           "variants": {n: (VARIANTS[n][:2] if n in VARIANTS
+                            else (f"checkout at {roots[n]}", ""))
+                        for n in names},
+           "cpu_model": machine.cpu_model(), "cpu_flags": machine.cpu_flags(),
+           "rounds": args.rounds, "steps_per_round": args.steps,
+           "batch": args.batch, "results": []}
+  import datetime  # pylint: disable=g-import-not-at-top
+  entry["date"] = datetime.datetime.now().isoformat(timespec="seconds")
+  with tempfile.TemporaryDirectory() as tmp:
+    for length in [int(x) for x in args.lengths.split(",")]:
+      res = run_length(length, names, args, roots, tmp)
+      entry["results"].append(res)
+      print(f"\nlength {length} (other processes: "
+            f"{res['other_processes_cpu_share'] or 0:.0%})")
+      for n, row in res["variants"].items():
+        sp_ = (f"{row['speedup']:6.3f}x  rounds {row['speedup_round_min']:.3f}"
+               f"-{row['speedup_round_max']:.3f}  cpu {row['cpu_speedup']:.3f}x"
+               if "speedup" in row else "")
+        print(f"  {n:<28}{row['seconds_per_step_median']:8.3f} s "
+              f"{row['examples_per_s']:7.1f} ex/s "
+              f"{row['cpu_seconds_per_step_median']:7.2f} cpu-s  {sp_}")
+  log = []
+  if os.path.exists(args.out):
+    with open(args.out) as f:
+      log = json.load(f)
+  log.append(entry)
+  sys.path.insert(0, ROOT)
+  from taskemb_jax import files  # pylint: disable=g-import-not-at-top
+  files.write_json(args.out, log)
+  print(f"appended to {args.out}")
+  return entry
+
+
+if __name__ == "__main__":
+  main()

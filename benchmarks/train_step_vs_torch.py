@@ -1,0 +1,303 @@
+r"""The project's train step against PyTorch eager, interleaved in one run.
+
+  .venv/bin/python benchmarks/train_step_vs_torch.py
+  .venv/bin/python benchmarks/train_step_vs_torch.py --lengths=128,64 \
+      --batch=32 --rounds=6 --steps=2 --dtypes=float32,bfloat16 \
+      --torch-python=/work/torchvenv/bin/python \
+      --out=benchmarks/results/train_step_vs_torch.json
+
+Both sides train the same model on the same batch: the packaged
+all-MiniLM-L6-v2 encoder (`pretrained.resolve_model_dir("minilm-l6")`) with
+a 3-class classification head, batch 32 of random full-length token ids,
+dropout on (0.1, as in the checkpoint), AdamW (lr 2e-5, weight decay 0.01
+not on biases and LayerNorm, linear warm-up/decay) with global-norm clipping
+at 1.0, one optimizer step per batch:
+
+* ours: `train.Steps(...).train` (the jit-compiled train step, state
+  donated; the batch is put on the device every step, as the training loop
+  does), in this process, with the compute dtype of --dtypes, after
+  `sharding.configure_jax` as the command line does;
+* PyTorch: Hugging Face `BertForSequenceClassification` in eager mode,
+  float32, with transformers' default attention (SDPA), in a subprocess of
+  the interpreter --torch-python (default $TORCH_PYTHON or
+  /work/torchvenv/bin/python), running benchmarks/torch_step_worker.py. The
+  project never depends on torch: install it in a separate venv,
+
+    python3 -m venv /work/torchvenv
+    /work/torchvenv/bin/pip install torch==2.13.0 transformers safetensors numpy
+
+  The worker is told over stdin to run K steps and answers with their times
+  on stdout, so that the two sides take turns.
+
+Threads: PyTorch runs with torch.set_num_threads(--threads) (default: the
+CPUs this process may use, 2 on the project's machines); XLA's CPU client
+sizes its thread pool to the same CPUs (it has no separate setting).
+
+Timing: after compilation and --warmup untimed steps on each side, --rounds
+rounds; in each round every contestant runs --steps steps in turn (the order
+alternates from round to round), so that load from other work on a shared
+machine hits all of them alike. Reported per length: the median seconds per
+step of each contestant, examples/s, and the speed-up of ours over PyTorch
+(PyTorch's median time / ours), plus the spread of the per-round speed-ups
+(each round's median over the same round's median). The share of CPU time
+other processes took during the run is stored: above ~10% the machine was
+busy and only the ratios mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+# pylint: disable=wrong-import-position
+import jax
+import numpy as np
+from flax import nnx
+
+from benchmarks import machine
+from configs import common
+from taskemb_jax import files, heads, pretrained, sharding, train
+# pylint: enable=wrong-import-position
+
+WORKER = os.path.join(ROOT, "benchmarks", "torch_step_worker.py")
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(
+      description=__doc__.split("\n")[0],
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--lengths", default="128,64", help="sequence lengths")
+  p.add_argument("--batch", type=int, default=32)
+  p.add_argument("--num_labels", type=int, default=3)
+  p.add_argument("--dtypes", default="float32",
+                 help="compute dtypes of ours (float32, bfloat16); PyTorch "
+                      "always runs float32")
+  p.add_argument("--rounds", type=int, default=6)
+  p.add_argument("--steps", type=int, default=2,
+                 help="steps of each contestant per round")
+  p.add_argument("--warmup", type=int, default=2)
+  p.add_argument("--threads", type=int,
+                 default=(len(os.sched_getaffinity(0))
+                          if hasattr(os, "sched_getaffinity")
+                          else os.cpu_count()),
+                 help="torch.set_num_threads")
+  p.add_argument("--torch-python", dest="torch_python",
+                 default=os.environ.get("TORCH_PYTHON",
+                                        "/work/torchvenv/bin/python"))
+  p.add_argument("--out", default=os.path.join(
+      ROOT, "benchmarks", "results", "train_step_vs_torch.json"))
+  return p.parse_args(argv)
+
+
+def make_batch(batch: int, length: int, num_labels: int, seed: int = 0):
+  """Full-length random token ids (as benchmarks/train_step.py)."""
+  rng = np.random.default_rng(seed)
+  ids = rng.integers(1000, 30000, (batch, length), dtype=np.int32)
+  ids[:, 0] = 101  # [CLS]
+  return {"input_ids": ids, "token_type_ids": np.zeros_like(ids),
+          "attention_mask": np.ones((batch, length), np.int32),
+          "label": rng.integers(0, num_labels, (batch,), dtype=np.int32),
+          "weights": np.ones((batch,), np.float32)}
+
+
+class Ours:
+  """The project's jitted train step on MiniLM, run K steps at a time."""
+
+  def __init__(self, batch: dict, dtype: str, num_labels: int, warmup: int):
+    folder = pretrained.resolve_model_dir("minilm-l6")
+    config = common.get_config()
+    model = heads.TaskModel(pretrained.read_config(folder), "classification",
+                            num_labels, dtype=train.DTYPES[dtype],
+                            rngs=nnx.Rngs(0))
+    missing = pretrained.load_encoder(model, folder)
+    assert not missing, missing
+    optimizer = nnx.Optimizer(model, train.create_optimizer(config, 1000),
+                              wrt=nnx.Param)
+    self.mesh = sharding.make_mesh()
+    self.steps = train.Steps(model, "classification", self.mesh, optimizer)
+    self.state = sharding.put_replicated(nnx.state((model, optimizer)),
+                                         self.mesh)
+    self.batch = batch
+    self.key = jax.random.key(0)
+    self.i = 0
+    t = time.perf_counter()
+    self.run(1)
+    self.compile_s = time.perf_counter() - t
+    self.run(warmup)
+    self.loss = None
+
+  def run(self, k: int) -> list[float]:
+    """Wall seconds of k steps (their CPU seconds go to `last_cpu`)."""
+    times, self.last_cpu = [], []
+    for _ in range(k):
+      t, c = time.perf_counter(), time.process_time()
+      self.state, m = self.steps.train(
+          self.state, sharding.put_batch(self.batch, self.mesh),
+          jax.random.fold_in(self.key, self.i))
+      jax.block_until_ready(m)
+      times.append(time.perf_counter() - t)
+      self.last_cpu.append(time.process_time() - c)
+      self.i += 1
+    self.loss = float(m["loss_sum"]) / float(m["count"])
+    return times
+
+
+class TorchWorker:
+  """benchmarks/torch_step_worker.py in a subprocess of --torch-python."""
+
+  def __init__(self, python: str, batch_file: str, args):
+    if not os.path.exists(python):
+      sys.exit(f"error: no PyTorch interpreter at {python} (see the "
+               "docstring: install torch into its own venv, or pass "
+               "--torch-python)")
+    cmd = [python, WORKER, "--model_dir",
+           pretrained.resolve_model_dir("minilm-l6"),
+           "--batch_file", batch_file, "--num_labels", str(args.num_labels),
+           "--threads", str(args.threads), "--warmup", str(args.warmup)]
+    self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+    self.info = self._read()
+    self.loss = None
+
+  def _read(self) -> dict:
+    line = self.proc.stdout.readline()
+    if not line:
+      sys.exit(f"error: the PyTorch worker exited ({self.proc.wait()})")
+    return json.loads(line)
+
+  def run(self, k: int) -> list[float]:
+    self.proc.stdin.write(f"run {k}\n")
+    self.proc.stdin.flush()
+    out = self._read()
+    self.loss, self.last_cpu = out["loss"], out["cpu"]
+    return out["times"]
+
+  def close(self):
+    if self.proc.poll() is None:
+      self.proc.stdin.write("quit\n")
+      self.proc.stdin.flush()
+      self.proc.wait(timeout=60)
+
+
+def interleave(contestants: dict, rounds: int, steps: int
+               ) -> tuple[dict, dict]:
+  """Wall and CPU seconds of every step, {name: [[per step] per round]}.
+
+  In every round each contestant runs `steps` steps in turn; the order
+  alternates from round to round.
+  """
+  times, cpu = {n: [] for n in contestants}, {n: [] for n in contestants}
+  names = list(contestants)
+  for r in range(rounds):
+    for n in (names if r % 2 == 0 else names[::-1]):
+      times[n].append(contestants[n].run(steps))
+      cpu[n].append(contestants[n].last_cpu)
+  return times, cpu
+
+
+def summarize(times: dict, cpu: dict, batch: int, reference: str) -> dict:
+  """Medians, examples/s and speed-ups over `reference`.
+
+  The CPU seconds per step (all threads of the contestant's process) are a
+  diagnostic: less sensitive to other load than wall time, but blind to how
+  well the step keeps the CPUs busy.
+  """
+  flat = {n: [t for rnd in ts for t in rnd] for n, ts in times.items()}
+  med = {n: statistics.median(ts) for n, ts in flat.items()}
+  cpu_med = {n: statistics.median([t for rnd in ts for t in rnd])
+             for n, ts in cpu.items()}
+  out = {}
+  for n, ts in times.items():
+    row = {"seconds_per_step_median": med[n],
+           "seconds_per_step_min": min(flat[n]),
+           "seconds_all": ts, "examples_per_s": batch / med[n],
+           "cpu_seconds_per_step_median": cpu_med[n]}
+    if n != reference:
+      per_round = [statistics.median(a) / statistics.median(b)
+                   for a, b in zip(times[reference], ts)]
+      row.update(speedup_over_torch=med[reference] / med[n],
+                 cpu_speedup_over_torch=cpu_med[reference] / cpu_med[n],
+                 speedup_per_round=per_round,
+                 speedup_round_min=min(per_round),
+                 speedup_round_max=max(per_round))
+    out[n] = row
+  return out
+
+
+def bench_length(length: int, args, dtypes: list[str], tmp: str) -> dict:
+  batch = make_batch(args.batch, length, args.num_labels)
+  batch_file = os.path.join(tmp, f"batch{length}.npz")
+  np.savez(batch_file, **batch)
+  contestants = {"torch": TorchWorker(args.torch_python, batch_file, args)}
+  torch_info = contestants["torch"].info
+  try:
+    for dt in dtypes:
+      contestants[f"ours_{dt}"] = Ours(batch, dt, args.num_labels, args.warmup)
+    share = machine.CpuShare(pids=(contestants["torch"].proc.pid,))
+    times, cpu = interleave(contestants, args.rounds, args.steps)
+    others = share.others()
+  finally:
+    contestants["torch"].close()
+  rows = summarize(times, cpu, args.batch, "torch")
+  for n, c in contestants.items():
+    rows[n]["final_loss"] = c.loss
+    if n != "torch":
+      rows[n]["compile_and_first_step_s"] = c.compile_s
+  return {"length": length, "batch": args.batch, "contestants": rows,
+          "other_processes_cpu_share": others, "torch_worker": torch_info,
+          "load_average_end": machine.load_average()}
+
+
+def print_table(results: list[dict], info: dict, args) -> None:
+  print(f"\n{info['cpu_model']} ({info['cpu_affinity']} CPUs; "
+        f"{', '.join(info['cpu_flags'])}), jax {info['jax']}, "
+        f"torch {results[0]['torch_worker']['torch']} "
+        f"({results[0]['torch_worker']['threads']} threads)")
+  print(f"MiniLM-L6 classification train step, batch {args.batch}, "
+        f"{args.rounds} interleaved rounds x {args.steps} steps\n")
+  print(f"{'length':>6}  {'contestant':<16}{'s/step':>8}{'ex/s':>8}"
+        f"{'speed-up':>10}{'rounds min-max':>16}")
+  for r in results:
+    for n, c in r["contestants"].items():
+      sp = (f"{c['speedup_over_torch']:>9.2f}x"
+            f"{c['speedup_round_min']:>9.2f}-{c['speedup_round_max']:.2f}"
+            if "speedup_over_torch" in c else "")
+      print(f"{r['length']:>6}  {n:<16}{c['seconds_per_step_median']:>8.3f}"
+            f"{c['examples_per_s']:>8.1f}{sp}")
+    share = r["other_processes_cpu_share"]
+    if share is not None:
+      print(f"{'':>6}  other processes used {share:.0%} of the CPUs")
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  dtypes = args.dtypes.split(",")
+  sharding.configure_jax(common.get_config())  # As the CLI, before JAX starts.
+  info = machine.info()
+  print(f"jax {info['jax']}, {info['cpu_model']}, load {info['load_average_start']}")
+  with tempfile.TemporaryDirectory() as tmp:
+    results = [bench_length(int(n), args, dtypes, tmp)
+               for n in args.lengths.split(",")]
+  print_table(results, info, args)
+  out = {**info, "argv": sys.argv[1:], "model": "all-MiniLM-L6-v2 (packaged)",
+         "torch_threads": args.threads,
+         "xla_threads": "XLA's CPU client pool, one thread per CPU "
+                        f"({info['cpu_affinity']})",
+         "results": results}
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  files.write_json(args.out, out)
+  print(f"wrote {args.out}")
+  return out
+
+
+if __name__ == "__main__":
+  main()
