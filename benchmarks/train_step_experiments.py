@@ -64,10 +64,9 @@ VARIANTS: dict[str, tuple[str, dict, str | None, str]] = {
                        "float32"),
     "cheap_hash": ("dropout bits from a keyed 2 x lowbias32 hash instead of "
                    "threefry-2x32-20", {}, "patch_cheap_hash", "float32"),
-    "attention_vjp": ("attention core with a hand-written backward",
-                      {}, "patch_attention_vjp", "float32"),
-    "attention_vjp_cheap_hash": ("attention_vjp + cheap_hash", {},
-                                 "patch_attention_vjp_cheap_hash", "float32"),
+    "bfloat16_attention_f32": ("bfloat16, but the attention core's "
+                               "matmuls in float32", {},
+                               "patch_attention_f32", "bfloat16"),
     "torch": ("PyTorch eager (benchmarks/torch_step_worker.py)", {}, None,
               "float32"),
 }
@@ -145,83 +144,13 @@ def patch_cheap_hash():
   model.threefry_bits = bits
 
 
-def _attention_core_vjp():
-  """softmax(q k^T + bias) with dropout, then @ v, with a hand-written
-  backward that keeps the probabilities and the mask."""
-  import functools  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
-  def probs(q, k, bias):
-    s = jnp.einsum("bhqd,bhkd->bhqk", q, k) + bias
-    e = jnp.exp(s - jax.lax.stop_gradient(s.max(-1, keepdims=True)))
-    return e / e.sum(-1, keepdims=True)
-
-  @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-  def core(q, k, v, bias, keep, keep_prob):
-    p = probs(q, k, bias)
-    if keep is not None:
-      p = jnp.where(keep, p / keep_prob, 0.0)
-    return jnp.einsum("bhqk,bhkd->bhqd", p, v)
-
-  def fwd(q, k, v, bias, keep, keep_prob):
-    p = probs(q, k, bias)
-    pd = p if keep is None else jnp.where(keep, p / keep_prob, 0.0)
-    return jnp.einsum("bhqk,bhkd->bhqd", pd, v), (q, k, v, p, keep)
-
-  def bwd(keep_prob, res, dc):
-    q, k, v, p, keep = res
-    pd = p if keep is None else jnp.where(keep, p / keep_prob, 0.0)
-    dv = jnp.einsum("bhqk,bhqd->bhkd", pd, dc)
-    dp = jnp.einsum("bhqd,bhkd->bhqk", dc, v)
-    if keep is not None:
-      dp = jnp.where(keep, dp / keep_prob, 0.0)
-    ds = p * (dp - (dp * p).sum(-1, keepdims=True))
-    dq = jnp.einsum("bhqk,bhkd->bhqd", ds, k)
-    dk = jnp.einsum("bhqk,bhqd->bhkd", ds, q)
-    return dq, dk, dv, None, None
-
-  core.defvjp(fwd, bwd)
-  return core
-
-
-def patch_attention_vjp():
-  """The attention core (scores, softmax, dropout, context) as one
-  custom-VJP function (`_attention_core_vjp`)."""
-  import math  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
+def patch_attention_f32():
+  """The attention core's matmuls in float32 also under bfloat16 compute."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from taskemb_jax import model  # pylint: disable=g-import-not-at-top
-  core = _attention_core_vjp()
-
-  def keep_mask(module, shape, rngs):
-    if rngs is None or module.rate == 0.0:
-      return None
-    key = rngs[module.rng_collection]()
-    bits = model.threefry_bits(key, shape)
-    u = jax.lax.bitcast_convert_type(
-        (bits >> jnp.uint32(9)) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
-    return jnp.maximum(0.0, u) < jnp.float32(1.0 - module.rate)
-
-  def call(self, x, mask_bias, *, rngs, perturb, name):
-    b, t, h = x.shape
-    nh, hd = self.cfg.num_attention_heads, self.cfg.head_dim
-    qkv = model._linear(self.qkv, x).reshape(b, t, 3, nh, hd)  # pylint: disable=protected-access
-    qkv = qkv.transpose(2, 0, 3, 1, 4)
-    keep = keep_mask(self.attn_dropout, (b, nh, t, t), rngs)
-    ctx = core(qkv[0] * (1 / math.sqrt(hd)), qkv[1], qkv[2], mask_bias, keep,
-               1.0 - self.attn_dropout.rate)
-    ctx = model._add(ctx.transpose(0, 2, 1, 3).reshape(b, t, h), perturb,  # pylint: disable=protected-access
-                     f"{name}/attention")
-    y = model.dropout(self.dropout, model._linear(self.output, ctx), rngs)  # pylint: disable=protected-access
-    return self.layer_norm((y + x).astype(jnp.float32))
-
-  model.SelfAttention.__call__ = call
-
-
-def patch_attention_vjp_cheap_hash():
-  patch_cheap_hash()
-  patch_attention_vjp()
+  core = model.attention
+  model.attention = (lambda q, k, v, bias, keep, keep_prob, dtype:
+                     core(q, k, v, bias, keep, keep_prob, jnp.float32))
 
 
 # ----------------------------------------------------------------------------
