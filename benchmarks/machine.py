@@ -106,3 +106,17 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
   except (OSError, ValueError, IndexError):
     return 0.0
+
+
+def wait_until_quiet(max_wait_s: float, window_s: float = 10.0,
+                     threshold: float = 0.1) -> float | None:
+  """Waits (at most `max_wait_s`) until other processes use less than
+  `threshold` of the CPUs over `window_s`; returns the last share seen."""
+  deadline = time.monotonic() + max_wait_s
+  share = None
+  while True:
+    probe = CpuShare()
+    time.sleep(window_s)
+    share = probe.others()
+    if share is None or share < threshold or time.monotonic() > deadline:
+      return share

@@ -9,7 +9,8 @@ that torch stays out of the project's environment. It builds Hugging Face's
 `BertForSequenceClassification` from the packaged MiniLM folder (the same
 encoder weights as the JAX side), in training mode (dropout on), with AdamW
 (no decay on biases and LayerNorm), linear warm-up/decay and global-norm
-clipping, as the project's train step; then it answers commands on stdin,
+clipping, as the project's train step (with --autocast=bfloat16 the forward
+pass and loss run under torch.autocast, PyTorch's mixed precision); then it answers commands on stdin,
 one per line, each with one JSON line on stdout:
 
   run K   -> {"times": [wall seconds of each of K train steps],
@@ -45,6 +46,9 @@ def parse_args(argv=None):
   p.add_argument("--max_grad_norm", type=float, default=1.0)
   p.add_argument("--num_train_steps", type=int, default=1000)
   p.add_argument("--warmup_proportion", type=float, default=0.1)
+  p.add_argument("--autocast", default="",
+                 help="'bfloat16': forward and loss under "
+                      "torch.autocast('cpu', torch.bfloat16)")
   p.add_argument("--warmup", type=int, default=2,
                  help="untimed steps before answering 'ready'")
   return p.parse_args(argv)
@@ -75,9 +79,15 @@ def build(args):
   return model, opt, sched, batch
 
 
-def make_step(model, opt, sched, batch, max_grad_norm):
+def make_step(model, opt, sched, batch, max_grad_norm, autocast=""):
+  def forward():
+    if autocast:
+      with torch.autocast("cpu", dtype=getattr(torch, autocast)):
+        return model(**batch)
+    return model(**batch)
+
   def step() -> float:
-    out = model(**batch)
+    out = forward()
     out.loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     opt.step()
@@ -91,12 +101,13 @@ def main(argv=None):
   args = parse_args(argv)
   torch.set_num_threads(args.threads)
   model, opt, sched, batch = build(args)
-  step = make_step(model, opt, sched, batch, args.max_grad_norm)
+  step = make_step(model, opt, sched, batch, args.max_grad_norm,
+                   args.autocast)
   for _ in range(args.warmup):
     step()
   info = {"ready": True, "torch": torch.__version__,
           "transformers": transformers.__version__,
-          "threads": torch.get_num_threads(),
+          "threads": torch.get_num_threads(), "autocast": args.autocast,
           "attn_implementation": getattr(model.config, "_attn_implementation",
                                          None),
           "mkldnn": torch.backends.mkldnn.is_available(),

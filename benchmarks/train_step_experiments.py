@@ -64,6 +64,10 @@ VARIANTS: dict[str, tuple[str, dict, str | None, str]] = {
                        "float32"),
     "cheap_hash": ("dropout bits from a keyed 2 x lowbias32 hash instead of "
                    "threefry-2x32-20", {}, "patch_cheap_hash", "float32"),
+    "f32_linear_vjp": ("float32 dense layers with the hand-written matmul "
+                       "backward", {}, "patch_f32_linear_vjp", "float32"),
+    "packed_mask": ("dropout masks stored as packed bits for the backward "
+                    "pass", {}, "patch_packed_mask", "float32"),
     "bfloat16_attention_f32": ("bfloat16, but the attention core's "
                                "matmuls in float32", {},
                                "patch_attention_f32", "bfloat16"),
@@ -93,6 +97,9 @@ def parse_args(argv=None):
                  default=os.environ.get("TORCH_PYTHON",
                                         "/work/torchvenv/bin/python"))
   p.add_argument("--note", default="", help="stored with the results")
+  p.add_argument("--wait_quiet", type=float, default=0.0,
+                 help="before each length, wait up to this many seconds "
+                      "for other processes to use < 10%% of the CPUs")
   p.add_argument("--list", action="store_true")
   p.add_argument("--out", default=os.path.join(
       ROOT, "benchmarks", "results", "train_step_experiments.json"))
@@ -142,6 +149,43 @@ def patch_cheap_hash():
       stride *= shape[d]
     return _lowbias32(_lowbias32(index ^ k[0]) + k[1])
   model.threefry_bits = bits
+
+
+def patch_packed_mask():
+  """Dropout masks computed once and stored as bits (8 per byte, a reduce
+  XLA does not duplicate), unpacked by the forward and backward consumers,
+  instead of the hash being fused into both."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from taskemb_jax import model  # pylint: disable=g-import-not-at-top
+  plain = model.dropout_mask
+
+  def mask(module, shape, rngs):
+    keep = plain(module, shape, rngs)
+    if keep is None or shape[-1] % 8:
+      return keep
+    k8 = keep.reshape(*shape[:-1], shape[-1] // 8, 8).astype(jnp.uint8)
+    packed = jnp.sum(k8 << jnp.arange(8, dtype=jnp.uint8), axis=-1,
+                     dtype=jnp.uint8)
+    bits = (packed[..., None] >> jnp.arange(8, dtype=jnp.uint8)) & 1
+    return bits.astype(bool).reshape(shape)
+  model.dropout_mask = mask
+
+
+def patch_f32_linear_vjp():
+  """float32 dense layers through the hand-written matmul backward of the
+  bfloat16 path (weight gradient as a contraction with a unit axis, which
+  XLA:CPU runs as a transpose plus a YNNPACK matmul instead of Eigen's)."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from taskemb_jax import model  # pylint: disable=g-import-not-at-top
+
+  def linear(layer, x):
+    x2 = x.reshape(-1, x.shape[-1])
+    y = model._low_precision_matmul(  # pylint: disable=protected-access
+        x2.astype(jnp.float32), layer.kernel.value, layer.dtype or jnp.float32)
+    if layer.bias is not None:
+      y = y + layer.bias.value
+    return y.reshape(*x.shape[:-1], y.shape[-1])
+  model._linear = linear  # pylint: disable=protected-access
 
 
 def patch_attention_f32():
@@ -255,19 +299,23 @@ def run_length(length: int, names: list[str], args, roots: dict,
   try:
     for n in names:  # Started one after the other: compiles do not overlap.
       workers[n] = Worker(n, args, batch_file, roots)
+    if args.wait_quiet:
+      machine.wait_until_quiet(args.wait_quiet)
     share = machine.CpuShare(pids=tuple(w.proc.pid for w in workers.values()))
-    times, cpu = vs.interleave(workers, args.rounds, args.steps)
+    times, cpu, shares = vs.interleave(
+        workers, args.rounds, args.steps,
+        tuple(w.proc.pid for w in workers.values()))
     others = share.others()
   finally:
     for w in workers.values():
       w.close()
-  rows = vs.summarize(times, cpu, args.batch, names[0])
+  rows = vs.summarize(times, cpu, args.batch)
   for n, row in rows.items():
     row["final_loss"] = workers[n].loss
     if n != names[0]:
-      row["speedup"] = row.pop("speedup_over_torch")
-      row["cpu_speedup"] = row.pop("cpu_speedup_over_torch")
+      row.update(vs.speedup(times, rows, n, names[0], shares))
   return {"length": length, "variants": rows,
+          "other_processes_cpu_share_per_round": shares,
           "other_processes_cpu_share": others,
           "load_average_end": machine.load_average()}
 
@@ -303,8 +351,13 @@ def main(argv=None):
       print(f"\nlength {length} (other processes: "
             f"{res['other_processes_cpu_share'] or 0:.0%})")
       for n, row in res["variants"].items():
-        sp_ = (f"{row['speedup']:6.3f}x  rounds {row['speedup_round_min']:.3f}"
-               f"-{row['speedup_round_max']:.3f}  cpu {row['cpu_speedup']:.3f}x"
+        sp_ = (f"{row['speedup']:6.3f}x  rounds {row['round_min']:.3f}"
+               f"-{row['round_max']:.3f}  fastest "
+               f"{row['speedup_fastest_steps']:.3f}x"
+               f"  cpu {row['cpu_speedup']:.3f}x  quiet "
+               + (f"{row['speedup_quiet_rounds']:.3f}x"
+                  if row["quiet_rounds"] else "-")
+               + f" ({row['quiet_rounds']})"
                if "speedup" in row else "")
         print(f"  {n:<28}{row['seconds_per_step_median']:8.3f} s "
               f"{row['examples_per_s']:7.1f} ex/s "

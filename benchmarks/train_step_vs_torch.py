@@ -33,15 +33,24 @@ Threads: PyTorch runs with torch.set_num_threads(--threads) (default: the
 CPUs this process may use, 2 on the project's machines); XLA's CPU client
 sizes its thread pool to the same CPUs (it has no separate setting).
 
+With bfloat16 in --dtypes, PyTorch also runs under torch.autocast('cpu',
+bfloat16) (its mixed precision: bfloat16 matmuls, float32 weights and
+optimizer), and ours_bfloat16 is compared with that too (the like-for-like
+pair); --no-torch_autocast leaves it out.
+
 Timing: after compilation and --warmup untimed steps on each side, --rounds
 rounds; in each round every contestant runs --steps steps in turn (the order
 alternates from round to round), so that load from other work on a shared
 machine hits all of them alike. Reported per length: the median seconds per
-step of each contestant, examples/s, and the speed-up of ours over PyTorch
-(PyTorch's median time / ours), plus the spread of the per-round speed-ups
-(each round's median over the same round's median). The share of CPU time
-other processes took during the run is stored: above ~10% the machine was
-busy and only the ratios mean anything.
+step of each contestant, examples/s, its CPU seconds per step, and the
+speed-up of ours over PyTorch (PyTorch's median time / ours), with the
+spread of the per-round speed-ups (each round's median over the same
+round's median), the ratio of the fastest steps and of the CPU seconds,
+and the speed-up over the quiet rounds alone (other processes took < 10%
+of the CPUs). The share of CPU time other processes took is stored for the
+run and every round: above ~10% the machine was busy, and PyTorch's OpenMP
+threads then lose far more than XLA's (they spin at their barriers), so
+only the quiet rounds make a fair comparison.
 """
 
 from __future__ import annotations
@@ -81,6 +90,10 @@ def parse_args(argv=None):
   p.add_argument("--dtypes", default="float32",
                  help="compute dtypes of ours (float32, bfloat16); PyTorch "
                       "always runs float32")
+  p.add_argument("--torch_autocast", default=True,
+                 action=argparse.BooleanOptionalAction,
+                 help="also run PyTorch under bfloat16 autocast when ours "
+                      "runs bfloat16 (the like-for-like comparison)")
   p.add_argument("--rounds", type=int, default=6)
   p.add_argument("--steps", type=int, default=2,
                  help="steps of each contestant per round")
@@ -93,6 +106,9 @@ def parse_args(argv=None):
   p.add_argument("--torch-python", dest="torch_python",
                  default=os.environ.get("TORCH_PYTHON",
                                         "/work/torchvenv/bin/python"))
+  p.add_argument("--wait_quiet", type=float, default=0.0,
+                 help="before each length, wait up to this many seconds "
+                      "for other processes to use < 10%% of the CPUs")
   p.add_argument("--out", default=os.path.join(
       ROOT, "benchmarks", "results", "train_step_vs_torch.json"))
   return p.parse_args(argv)
@@ -154,7 +170,7 @@ class Ours:
 class TorchWorker:
   """benchmarks/torch_step_worker.py in a subprocess of --torch-python."""
 
-  def __init__(self, python: str, batch_file: str, args):
+  def __init__(self, python: str, batch_file: str, args, autocast=""):
     if not os.path.exists(python):
       sys.exit(f"error: no PyTorch interpreter at {python} (see the "
                "docstring: install torch into its own venv, or pass "
@@ -162,7 +178,8 @@ class TorchWorker:
     cmd = [python, WORKER, "--model_dir",
            pretrained.resolve_model_dir("minilm-l6"),
            "--batch_file", batch_file, "--num_labels", str(args.num_labels),
-           "--threads", str(args.threads), "--warmup", str(args.warmup)]
+           "--threads", str(args.threads), "--warmup", str(args.warmup),
+           "--autocast", autocast]
     self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True)
     self.info = self._read()
@@ -188,49 +205,67 @@ class TorchWorker:
       self.proc.wait(timeout=60)
 
 
-def interleave(contestants: dict, rounds: int, steps: int
-               ) -> tuple[dict, dict]:
-  """Wall and CPU seconds of every step, {name: [[per step] per round]}.
+def interleave(contestants: dict, rounds: int, steps: int,
+               pids: tuple[int, ...] = ()) -> tuple[dict, dict, list]:
+  """Wall and CPU seconds of every step, {name: [[per step] per round]},
+  and the share of the CPUs other processes took in each round (None where
+  unknown; `pids`: the contestants' worker processes).
 
   In every round each contestant runs `steps` steps in turn; the order
   alternates from round to round.
   """
   times, cpu = {n: [] for n in contestants}, {n: [] for n in contestants}
-  names = list(contestants)
+  names, shares = list(contestants), []
   for r in range(rounds):
+    share = machine.CpuShare(pids=pids)
     for n in (names if r % 2 == 0 else names[::-1]):
       times[n].append(contestants[n].run(steps))
       cpu[n].append(contestants[n].last_cpu)
-  return times, cpu
+    shares.append(share.others())
+  return times, cpu, shares
 
 
-def summarize(times: dict, cpu: dict, batch: int, reference: str) -> dict:
-  """Medians, examples/s and speed-ups over `reference`.
-
-  The CPU seconds per step (all threads of the contestant's process) are a
-  diagnostic: less sensitive to other load than wall time, but blind to how
-  well the step keeps the CPUs busy.
-  """
-  flat = {n: [t for rnd in ts for t in rnd] for n, ts in times.items()}
-  med = {n: statistics.median(ts) for n, ts in flat.items()}
-  cpu_med = {n: statistics.median([t for rnd in ts for t in rnd])
-             for n, ts in cpu.items()}
+def summarize(times: dict, cpu: dict, batch: int) -> dict:
+  """Per contestant: median (and fastest) seconds per step, examples/s and
+  the median CPU seconds per step (all threads of its process; less
+  sensitive to other load than wall time, but blind to how well the step
+  keeps the CPUs busy)."""
   out = {}
   for n, ts in times.items():
-    row = {"seconds_per_step_median": med[n],
-           "seconds_per_step_min": min(flat[n]),
-           "seconds_all": ts, "examples_per_s": batch / med[n],
-           "cpu_seconds_per_step_median": cpu_med[n]}
-    if n != reference:
-      per_round = [statistics.median(a) / statistics.median(b)
-                   for a, b in zip(times[reference], ts)]
-      row.update(speedup_over_torch=med[reference] / med[n],
-                 cpu_speedup_over_torch=cpu_med[reference] / cpu_med[n],
-                 speedup_per_round=per_round,
-                 speedup_round_min=min(per_round),
-                 speedup_round_max=max(per_round))
-    out[n] = row
+    flat = [t for rnd in ts for t in rnd]
+    med = statistics.median(flat)
+    out[n] = {"seconds_per_step_median": med,
+              "seconds_per_step_min": min(flat), "seconds_all": ts,
+              "examples_per_s": batch / med,
+              "cpu_seconds_per_step_median": statistics.median(
+                  [t for rnd in cpu[n] for t in rnd])}
   return out
+
+
+def speedup(times: dict, rows: dict, ours: str, ref: str,
+            shares: list | None = None, quiet: float = 0.1) -> dict:
+  """How much faster `ours` is than `ref`: the ratio of the medians (the
+  figure reported), the spread of the per-round ratios (each round's median
+  over the same round's), the ratio of the fastest steps and of the CPU
+  seconds, and the ratio of the medians over the quiet rounds only (other
+  processes took less than `quiet` of the CPUs; None if there were none)."""
+  per_round = [statistics.median(a) / statistics.median(b)
+               for a, b in zip(times[ref], times[ours])]
+  r, o = rows[ref], rows[ours]
+  calm = [i for i, sh in enumerate(shares or []) if sh is not None
+          and sh < quiet]
+  quiet_ratio = (statistics.median([t for i in calm for t in times[ref][i]])
+                 / statistics.median([t for i in calm for t in times[ours][i]])
+                 if calm else None)
+  return {"ours": ours, "reference": ref,
+          "speedup": r["seconds_per_step_median"] / o["seconds_per_step_median"],
+          "per_round": per_round, "round_min": min(per_round),
+          "round_max": max(per_round),
+          "speedup_fastest_steps": (r["seconds_per_step_min"]
+                                    / o["seconds_per_step_min"]),
+          "cpu_speedup": (r["cpu_seconds_per_step_median"]
+                          / o["cpu_seconds_per_step_median"]),
+          "speedup_quiet_rounds": quiet_ratio, "quiet_rounds": len(calm)}
 
 
 def bench_length(length: int, args, dtypes: list[str], tmp: str) -> dict:
@@ -240,19 +275,34 @@ def bench_length(length: int, args, dtypes: list[str], tmp: str) -> dict:
   contestants = {"torch": TorchWorker(args.torch_python, batch_file, args)}
   torch_info = contestants["torch"].info
   try:
+    if "bfloat16" in dtypes and args.torch_autocast:
+      contestants["torch_bfloat16_autocast"] = TorchWorker(
+          args.torch_python, batch_file, args, autocast="bfloat16")
     for dt in dtypes:
       contestants[f"ours_{dt}"] = Ours(batch, dt, args.num_labels, args.warmup)
-    share = machine.CpuShare(pids=(contestants["torch"].proc.pid,))
-    times, cpu = interleave(contestants, args.rounds, args.steps)
+    pids = tuple(c.proc.pid for c in contestants.values()
+                 if hasattr(c, "proc"))
+    if args.wait_quiet:
+      machine.wait_until_quiet(args.wait_quiet)
+    share = machine.CpuShare(pids=pids)
+    times, cpu, shares = interleave(contestants, args.rounds, args.steps,
+                                    pids)
     others = share.others()
   finally:
-    contestants["torch"].close()
-  rows = summarize(times, cpu, args.batch, "torch")
+    for c in contestants.values():
+      if hasattr(c, "close"):
+        c.close()
+  rows = summarize(times, cpu, args.batch)
   for n, c in contestants.items():
     rows[n]["final_loss"] = c.loss
-    if n != "torch":
+    if n.startswith("ours"):
       rows[n]["compile_and_first_step_s"] = c.compile_s
+  pairs = [(f"ours_{dt}", "torch") for dt in dtypes]
+  if "torch_bfloat16_autocast" in rows:
+    pairs.append(("ours_bfloat16", "torch_bfloat16_autocast"))
   return {"length": length, "batch": args.batch, "contestants": rows,
+          "speedups": [speedup(times, rows, o, r, shares) for o, r in pairs],
+          "other_processes_cpu_share_per_round": shares,
           "other_processes_cpu_share": others, "torch_worker": torch_info,
           "load_average_end": machine.load_average()}
 
@@ -264,18 +314,25 @@ def print_table(results: list[dict], info: dict, args) -> None:
         f"({results[0]['torch_worker']['threads']} threads)")
   print(f"MiniLM-L6 classification train step, batch {args.batch}, "
         f"{args.rounds} interleaved rounds x {args.steps} steps\n")
-  print(f"{'length':>6}  {'contestant':<16}{'s/step':>8}{'ex/s':>8}"
-        f"{'speed-up':>10}{'rounds min-max':>16}")
+  print(f"{'length':>6}  {'contestant':<26}{'s/step':>8}{'ex/s':>8}"
+        f"{'cpu-s':>8}")
   for r in results:
     for n, c in r["contestants"].items():
-      sp = (f"{c['speedup_over_torch']:>9.2f}x"
-            f"{c['speedup_round_min']:>9.2f}-{c['speedup_round_max']:.2f}"
-            if "speedup_over_torch" in c else "")
-      print(f"{r['length']:>6}  {n:<16}{c['seconds_per_step_median']:>8.3f}"
-            f"{c['examples_per_s']:>8.1f}{sp}")
+      print(f"{r['length']:>6}  {n:<26}{c['seconds_per_step_median']:>8.3f}"
+            f"{c['examples_per_s']:>8.1f}{c['cpu_seconds_per_step_median']:>8.2f}")
     share = r["other_processes_cpu_share"]
     if share is not None:
       print(f"{'':>6}  other processes used {share:.0%} of the CPUs")
+  print(f"\n{'length':>6}  {'speed-up of':<16}{'over':<26}{'median':>8}"
+        f"{'rounds':>13}{'fastest':>9}{'cpu':>7}{'quiet rounds':>16}")
+  for r in results:
+    for sp in r["speedups"]:
+      q = (f"{sp['speedup_quiet_rounds']:>9.2f}x ({sp['quiet_rounds']})"
+           if sp["quiet_rounds"] else f"{'-':>10} (0)")
+      print(f"{r['length']:>6}  {sp['ours']:<16}{sp['reference']:<26}"
+            f"{sp['speedup']:>7.2f}x{sp['round_min']:>7.2f}-"
+            f"{sp['round_max']:<5.2f}{sp['speedup_fastest_steps']:>8.2f}x"
+            f"{sp['cpu_speedup']:>6.2f}x{q}")
 
 
 def main(argv=None):
