@@ -14,21 +14,36 @@ LayerNorm), ``layer_{k}/attention`` (concatenated multi-head context vectors,
 before the attention output projection), ``layer_{k}/output`` (the block's
 output), ``pooler`` (tanh pooler output); k counts from 0.
 
-Performance notes (CPU; measured by benchmarks/train_step.py):
+Performance notes (CPU; measured by benchmarks/train_step_vs_torch.py and
+benchmarks/train_step_experiments.py, whose results file keeps every
+experiment, also those that did not help):
 
 * Dense layers run on 2-D ``[batch * length, features]`` views. With 3-D
   activations the weight gradient is a dot contracting two dimensions, which
-  XLA:CPU lowers with explicit transposes of the activations (about a fifth
-  of a MiniLM training step); on 2-D views it is one plain GEMM.
+  XLA:CPU lowers with explicit transposes of the activations; on 2-D views
+  it is one plain GEMM.
+* The attention core (`attention`: scores, softmax, dropout, context) has a
+  hand-written backward that keeps the probabilities and the dropout mask;
+  autodiff's version of the block took about 1.5 times as long.
+* With dtype bfloat16 the dense matmuls take bfloat16 inputs with float32
+  accumulation and outputs (`_low_precision_matmul`), the form XLA:CPU runs
+  on AMX / AVX-512 BF16 units; activations, LayerNorm, softmax and the
+  parameters stay float32.
 * GELU uses the erf form of BERT/PyTorch, ``x/2 * (1 + erf(x/sqrt(2)))``,
   which XLA:CPU computes much faster than `jax.nn.gelu`'s erfc form.
-* Dropout (`dropout`) draws exactly the masks of `nnx.Dropout`
-  (threefry-2x32, partitionable), but with the hash written out as one
-  elementwise expression that XLA fuses into the masking; JAX's own CPU
-  lowering of threefry is a rolled loop that writes every round to memory.
-* No XLA flags are set: the dot-library choices (YNNPACK, the default, vs.
-  Eigen, oneDNN, XNNPACK fusion types), the scheduler and the legacy
-  runtime were measured without a gain beyond noise.
+* Dropout (`dropout_mask`) draws exactly the masks of `nnx.Dropout`
+  (threefry-2x32, partitionable, so independent of the number of devices),
+  with the hash written out as one element-wise expression that XLA fuses
+  into the masking: 9x faster than `jax.random.bernoulli` with threefry,
+  rbg or unsafe_rbg keys on XLA:CPU (benchmarks/dropout_bits.py). XLA
+  fuses the hash into the backward's masking again rather than storing the
+  mask; a 2x cheaper hash or a stored, bit-packed mask gained ~3% of a step
+  (within noise) and were not adopted.
+* No XLA flags are set: 512-bit vectors, fast math, oneDNN or Eigen
+  instead of YNNPACK, and the concurrency-optimized scheduler were measured
+  without a gain beyond noise. What does matter is process-wide:
+  `sharding.configure_jax` makes glibc keep freed memory, so that a step
+  reuses its temporaries instead of page-faulting them in again.
 """
 
 from __future__ import annotations
@@ -294,8 +309,8 @@ def attention(q: Array, k: Array, v: Array, bias: Array, keep: Array | None,
     float32 [batch, heads, length, head_dim].
 
   The gradient is written by hand (the probabilities and the mask are kept
-  from the forward pass; softmax's backward is one expression): XLA:CPU
-  ran autodiff's version of this block at about a third of the speed.
+  from the forward pass; softmax's backward is one expression): on XLA:CPU
+  autodiff's version of this block took about 1.5 times as long.
   """
   p = _drop(_softmax_probs(q, k, bias, dtype), keep, keep_prob)
   return jnp.einsum("bhqk,bhkd->bhqd", p.astype(dtype), v.astype(dtype),
