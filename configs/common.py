@@ -15,8 +15,9 @@ from taskemb_jax import recipe
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  # What to run: train | predict | export | textemb | taskemb | rank |
-  # transfer | evaluate | report | demo.
+  # What to run (taskemb_jax.main.STAGES): train | predict | export |
+  # textemb | taskemb | build_library | rank | transfer | evaluate | report |
+  # demo | list.
   c.stage = "train"
   # Task registry name, or <kind>:<path> for your own files.
   c.task = "mr-polarity"

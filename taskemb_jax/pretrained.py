@@ -16,6 +16,7 @@ projections; kernels are stored (in, out) here and (out, in) there.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -320,15 +321,30 @@ def _replace_dir(src: str, dst: str) -> None:
     os.replace(src, dst)
 
 
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
 def fingerprint(model_dir: str, files=("config.json", "model.safetensors"),
                 digest: Callable = hashlib.sha256) -> str:
-  """A short hash of a checkpoint's (or tokenizer's) files, for the library."""
-  h = digest()
+  """A short hash of a checkpoint's (or tokenizer's) files.
+
+  Hashed once per process while the files keep their size and modification
+  time (a run's identity and the library ask for it often).
+  """
+  stats = []
   for name in files:
-    path = os.path.join(model_dir, name)
-    if os.path.exists(path):
-      h.update(name.encode())
-      with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-          h.update(chunk)
-  return h.hexdigest()[:16]
+    with contextlib.suppress(FileNotFoundError):
+      st = os.stat(os.path.join(model_dir, name))
+      stats.append((name, st.st_size, st.st_mtime_ns))
+  key = (os.path.abspath(model_dir), tuple(files), tuple(stats), digest)
+  if key not in _FINGERPRINTS:
+    h = digest()
+    for name in files:
+      path = os.path.join(model_dir, name)
+      if os.path.exists(path):
+        h.update(name.encode())
+        with open(path, "rb") as f:
+          for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    _FINGERPRINTS[key] = h.hexdigest()[:16]
+  return _FINGERPRINTS[key]

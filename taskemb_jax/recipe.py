@@ -39,7 +39,9 @@ from ml_collections.config_dict import placeholder
 from taskemb_jax import checkpoint
 from taskemb_jax import files
 from taskemb_jax import tasks as tasks_lib
+from taskemb_jax import runs
 from taskemb_jax import train as train_lib
+from taskemb_jax import progress
 from taskemb_jax.errors import ConfigError
 
 # The paper's fine-tuning settings per task class.
@@ -190,10 +192,10 @@ def finetune_source(config: ml_collections.ConfigDict, run_dir: str) -> None:
   too, so a sweep in the same workdir reuses them.
   """
   with run_lock(run_dir):
-    claim_run(run_dir, train_lib.run_settings(config),
+    claim_run(run_dir, runs.run_settings(config),
               overwrite=config.overwrite)
-    if not train_lib.is_finished(run_dir, config):
-      logging.info("fine-tuning source %s in %s", config.task, run_dir)
+    if not runs.is_finished(run_dir, config):
+      progress.say(f"fine-tuning source {config.task} in {run_dir}")
       train_lib.train_and_evaluate(config, run_dir)
     # The optimizer state is only needed to resume; the best model stays.
     shutil.rmtree(os.path.join(run_dir, checkpoint.LATEST), ignore_errors=True)

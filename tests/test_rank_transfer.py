@@ -303,10 +303,12 @@ def test_shards_partition_the_runs():
 def test_logme_features_of_every_kind():
   """One feature per example / labelled word / context token, with labels."""
   from flax import nnx  # pylint: disable=import-outside-toplevel
-  from taskemb_jax import heads, input_pipeline, logme_scores, sharding
+  from taskemb_jax import data, encoders, heads, input_pipeline, logme
+  from taskemb_jax import sharding
   from taskemb_jax.model import PRESETS
   cfg = tiny.get_config()
-  tok = input_pipeline.load_tokenizer(train_lib.model_spec(cfg).tokenizer_dir)
+  tok = input_pipeline.load_tokenizer(
+      encoders.spec_from_config(cfg).tokenizer_dir)
   mesh = sharding.make_mesh()
   for kind in ("classification", "regression", "qa", "tagging"):
     records = synthetic.make_records(kind, 6)
@@ -315,10 +317,12 @@ def test_logme_features_of_every_kind():
     feats = input_pipeline.encode(
         kind, records, tok, max_length=64, doc_stride=16, max_query_length=16,
         label_to_id={l: i for i, l in enumerate(labels)} if labels else None)
-    split = train_lib.Split(records, feats)
+    split = data.Split(records, feats)
     model = heads.TaskModel(PRESETS["tiny"], kind, len(labels or ()),
                             rngs=nnx.Rngs(0))
-    f, t = logme_scores.features(model, split, kind, cfg, mesh)
+    f, t = logme.features(model, split, kind, mesh,
+                          batch_size=cfg.eval_batch_size,
+                          max_length=cfg.max_length)
     assert f.shape[1] == 32 and len(f) == len(t)
     if kind in ("classification", "regression"):
       assert len(f) == 6
