@@ -80,11 +80,11 @@ def _tiny(c: ml_collections.ConfigDict) -> None:
   c.model = "tiny"
   c.dropout = 0.0
   c.learning_rate = 1e-3
-  c.max_length = 32
+  c.max_length = 16
   c.eval_batch_size = 32
   c.transfer.source_examples = 48
   c.transfer.all.num_epochs = 1
-  c.transfer.all.max_length = 32
+  c.transfer.all.max_length = 16
   c.transfer.all.batch_size = 8
   c.transfer.all.max_eval_examples = 16
   c.transfer.all.eval_batch_size = 32

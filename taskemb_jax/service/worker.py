@@ -268,6 +268,11 @@ def target_from_bytes(data: bytes) -> dict[str, Any]:
                         if k.startswith("taskemb/")}}
 
 
+def _quiet_orbax(record: logging_std.LogRecord) -> bool:
+  """Drops INFO lines of orbax (dozens per checkpoint), as `main` does."""
+  return record.levelno > logging_std.INFO or "/orbax/" not in record.pathname
+
+
 def _exit_with(parent_pid: int) -> None:
   """SIGTERM to this process once its parent is gone."""
   while os.getppid() == parent_pid:
@@ -286,8 +291,14 @@ def worker_main(config: ml_collections.ConfigDict, workdir: str,
   from taskemb_jax import sharding  # pylint: disable=import-outside-toplevel
   logging_std.basicConfig(level=logging_std.INFO,
                           format="%(asctime)s %(name)s %(message)s")
+  for handler in logging_std.getLogger().handlers:
+    handler.addFilter(_quiet_orbax)
   logging.set_verbosity(logging.INFO)
   sharding.configure_jax(config)
+  if config.compilation_cache:
+    # Every compiled step goes to the persistent cache: a restarted or new
+    # worker on this host loads them instead of compiling again.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   worker = Worker(config, workdir)
   if config.serve.description_model:
     worker.encoder()  # Loaded before the first job.
