@@ -121,8 +121,10 @@ def wait_for(fn, timeout_s: float, what: str, every_s: float = 0.2):
   while time.time() < deadline:
     try:
       last = fn()
-    except (httpx.HTTPError, OSError) as e:
-      last = e
+    except AssertionError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      last = e  # Not up yet (connection refused, ...).
     if last and not isinstance(last, Exception):
       return last
     time.sleep(every_s)

@@ -15,7 +15,9 @@ from service_fixtures import tiny_library  # noqa: F401  pylint: disable=unused-
 CHROMIUM = "/usr/bin/chromium"
 # Short heartbeats; longer fine-tuning of large uploads (to kill a worker
 # in it): the target trains on up to 400 examples for 3 epochs.
+TOKEN = "t0ken"
 FLAGS = ("--config.serve.heartbeat_s=0.5", "--config.serve.stale_s=4",
+         f"--config.serve.token={TOKEN}",
          "--config.transfer.source_examples=400",
          "--config.transfer.all.num_epochs=3")
 XSS = "<script>window.__xss = 1</script><b>bold</b> movie reviews"
@@ -140,6 +142,23 @@ def _kill_worker_in_training(url, job_id, attempt):
   assert len(busy) == 1, workers
   os.kill(busy[0]["pid"], signal.SIGKILL)
   return busy[0]["pid"]
+
+
+def test_cancelling_a_running_job_stops_it(served, tmp_path):
+  url = served["url"]
+  slow = sf.classification_file(str(tmp_path / "slow.jsonl"), n=600, seed=4)
+  job_id = httpx.post(url + "/api/jobs", data={"kind": "classification"},
+                      files={"file": open(slow, "rb")}).json()["id"]
+  sf.wait_job(url, job_id, ("running",), check=lambda j: j["progress"] >= 0.1)
+  r = httpx.delete(f"{url}/api/jobs/{job_id}",
+                   headers={"Authorization": f"Bearer {TOKEN}"})
+  assert r.status_code == 200 and r.json()["stage"] == "cancelling"
+  job = sf.wait_job(url, job_id, ("cancelled", "done", "failed"))
+  assert (job["state"], job["error"]) == ("cancelled",
+                                          "cancelled while running")
+  assert job["progress"] < 1
+  workers = httpx.get(url + "/api/health").json()["workers"]
+  assert [w["job"] for w in workers] == [None]  # Free for the next job.
 
 
 def test_killed_worker_retried_once_then_failed_and_restarts_keep_jobs(

@@ -197,6 +197,7 @@ class Worker:
     self._thread = threading.get_ident()
     cur = _Running(job_id, attempt, time.time(), threading.Event())
     self.current = cur
+    self.beat()  # The health endpoint shows the job at once.
     before = dict(_COUNTS)
     rundir = os.path.join(self.workdir, "runs", job_id)
     state, error = "failed", None
@@ -220,6 +221,7 @@ class Worker:
                    worker_job=self.done + 1)
     self.done += 1
     store.update(job_id, jobs.finish(attempt, self.id, state, error, timings))
+    self.beat()
     logging.info("worker %s: job %s %s in %.1f s (%s)", self.id, job_id, state,
                  timings["seconds"], timings)
 
