@@ -75,6 +75,13 @@ class _Running:
   progress: float = 0.0
   stage: str = "starting"
   written: float = 0.0
+  # Seconds spent per stage (until the next report of another stage).
+  spent: dict[str, float] = dataclasses.field(default_factory=dict)
+  since: float = 0.0
+
+  def account(self, stage: str, now: float) -> None:
+    self.spent[self.stage] = self.spent.get(self.stage, 0.0) + now - self.since
+    self.stage, self.since = stage, now
 
 
 class Worker:
@@ -159,8 +166,10 @@ class Worker:
     if lo is not None and report.total > 0:
       cur.progress = max(cur.progress, lo + (hi - lo) * min(
           1.0, report.done / report.total))
-    cur.stage = label
     now = time.time()
+    cur.account(label, now)
+    if report.name == "taskemb" and report.done >= report.total:
+      cur.account("ranking", now)  # The rest: ranking, views, map.
     if now - cur.written < _WRITE_EVERY_S and report.done < report.total:
       return
     cur.written = now
@@ -195,7 +204,8 @@ class Worker:
                    "queued at that attempt)", self.id, job_id, attempt)
       return
     self._thread = threading.get_ident()
-    cur = _Running(job_id, attempt, time.time(), threading.Event())
+    now = time.time()
+    cur = _Running(job_id, attempt, now, threading.Event(), since=now)
     self.current = cur
     self.beat()  # The health endpoint shows the job at once.
     before = dict(_COUNTS)
@@ -216,9 +226,11 @@ class Worker:
       self.current = None
       if not self.config.serve.keep_runs:
         shutil.rmtree(rundir, ignore_errors=True)
+    cur.account("end", time.time())
     timings = {k: round(_COUNTS[k] - before[k], 3) for k in _COUNTS}
     timings.update(seconds=round(time.time() - cur.started, 2),
-                   worker_job=self.done + 1)
+                   worker_job=self.done + 1,
+                   **{f"s_{k}": round(v, 2) for k, v in cur.spent.items()})
     self.done += 1
     store.update(job_id, jobs.finish(attempt, self.id, state, error, timings))
     self.beat()

@@ -105,7 +105,7 @@ function summary(job) {
                   ` (${job.kind})`));
   }
   if (d) {
-    const splits = Object.entries(d.splits).map(([s, n]) => `${s} ${n}`).join(", ");
+    const splits = ["train", "validation", "test"].map(s => `${s} ${d.splits[s]}`).join(", ");
     box.append(el("div", {"id": "detected"}, el("strong", {}, "Detected: "),
                   `${d.examples} examples (${splits})`));
     if (d.labels) {
@@ -192,7 +192,7 @@ function renderResult(id, result) {
       el("td", {}, r.class), el("td", {"class": "num"}, r.score.toFixed(4)),
       ...others.map(v => el("td", {"class": "num"}, r.ranks[v] ?? "-")),
       el("td", {"class": "agree"}, ...marks),
-      el("td", {"class": "desc"}, r.description));
+      el("td", {"class": "desc"}, el("div", {"title": r.description}, r.description)));
     return row;
   }));
   drawMap($("job-map"), result.map);
@@ -234,7 +234,17 @@ function drawMap(box, points) {
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", "task map");
-  for (const p of points) {
+  const placed = [];  // Label boxes [x0, x1, y]: labels do not overlap.
+  const labelY = (x, y, width) => {
+    for (const dy of [0, 12, -12, 24, -24, 36, -36]) {
+      if (!placed.some(([a, b, c]) => x < b && a < x + width && Math.abs(c - (y + dy)) < 11)) {
+        placed.push([x, x + width, y + dy]);
+        return y + dy;
+      }
+    }
+    return y;
+  };
+  for (const p of [...points].sort((a, b) => b.target - a.target)) {
     const g = document.createElementNS(NS, "g");
     const c = document.createElementNS(NS, "circle");
     c.setAttribute("cx", sx(p.x)); c.setAttribute("cy", sy(p.y));
@@ -242,9 +252,12 @@ function drawMap(box, points) {
     c.setAttribute("fill", CLASS_COLORS[p.class] || "gray");
     if (p.target) { c.setAttribute("stroke", "#d62728"); c.setAttribute("stroke-width", 3); }
     const t = document.createElementNS(NS, "text");
-    t.setAttribute("x", sx(p.x) + 9); t.setAttribute("y", sy(p.y) + 4);
+    const name = p.target ? `${p.name} (yours)` : p.name;
+    const x = sx(p.x) + (p.target ? 13 : 9);
+    t.setAttribute("x", x);
+    t.setAttribute("y", labelY(x, sy(p.y), 6.5 * name.length) + 4);
     t.setAttribute("class", p.target ? "target" : "");
-    t.textContent = p.target ? `${p.name} (yours)` : p.name;
+    t.textContent = name;
     const title = document.createElementNS(NS, "title");
     title.textContent = `${p.name} (${p.class})`;
     g.append(c, t, title);
@@ -264,7 +277,8 @@ async function openLibrary() {
     `${lib.tasks.length} tasks in the library ${lib.name}, each embedded with TextEmb and TaskEmb.`;
   $("library-table").tBodies[0].replaceChildren(...lib.tasks.map(t => el("tr", {},
     el("td", {"class": "source"}, t.name), el("td", {}, t.class),
-    el("td", {"class": "num"}, t.examples ?? ""), el("td", {"class": "desc"}, t.description))));
+    el("td", {"class": "num"}, t.examples ?? ""),
+    el("td", {"class": "desc"}, el("div", {"title": t.description}, t.description)))));
   drawMap($("library-map"), (await api("/api/library/map")).points);
 }
 
