@@ -22,10 +22,8 @@ CLI prints>"}``. Uploaded file names are shown, never used as paths.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import re
@@ -254,23 +252,6 @@ def status(job: dict = Depends(get_job), svc: Service = Depends(service)):
   return _status(svc, job)
 
 
-def _csv(result: dict[str, Any]) -> str:
-  views = result["views"]
-  out = io.StringIO()
-  w = csv.writer(out)
-  w.writerow(["rank", "source", "class", "score", "examples"]
-             + [f"{v}_{x}" for v in views for x in ("rank", "score")]
-             + ["top_in", "description"])
-  for r in result["ranking"]:
-    w.writerow([r["rank"], r["source"], r["class"], f"{r['score']:.6g}",
-                r["examples"]]
-               + [x for v in views for x in (
-                   r["ranks"].get(v, ""),
-                   f"{r['scores'][v]:.6g}" if v in r["scores"] else "")]
-               + [" ".join(r["top_in"]), r["description"]])
-  return out.getvalue()
-
-
 @router.get("/jobs/{job_id}/result", response_model=schemas.JobResult,
             responses={200: {"content": {"text/csv": {}}}})
 def result(format: str = "json", download: bool = False,  # pylint: disable=redefined-builtin
@@ -285,7 +266,8 @@ def result(format: str = "json", download: bool = False,  # pylint: disable=rede
                                            "id": job["id"]})
   name = f"ranking-{job['id'][:8]}"
   if format == "csv":
-    return Response(_csv(body.model_dump(by_alias=True)), media_type="text/csv",
+    return Response(pipeline.ranking_csv(body.model_dump(by_alias=True)),
+                    media_type="text/csv",
                     headers={"Content-Disposition":
                              f'attachment; filename="{name}.csv"'})
   if format != "json":

@@ -14,6 +14,8 @@ library's TaskEmb with the new task).
 from __future__ import annotations
 
 import collections
+import csv
+import io
 import os
 import re
 from typing import Any, Mapping, Sequence
@@ -225,6 +227,24 @@ def build_result(*, target: str, kind: str | None, method: str,
           "views": list(views), "top_k": top_k,
           "agreement": agreement(views, top_k), "ranking": rows,
           "warnings": warnings}
+
+
+def ranking_csv(result: Mapping[str, Any]) -> str:
+  """The ranking as CSV: one row per source, a rank and score per view."""
+  views = result["views"]
+  out = io.StringIO()
+  w = csv.writer(out)
+  w.writerow(["rank", "source", "class", "score", "examples"]
+             + [f"{v}_{x}" for v in views for x in ("rank", "score")]
+             + ["top_in", "description"])
+  for r in result["ranking"]:
+    w.writerow([r["rank"], r["source"], r["class"], f"{r['score']:.6g}",
+                r["examples"]]
+               + [x for v in views for x in (
+                   r["ranks"].get(v, ""),
+                   f"{r['scores'][v]:.6g}" if v in r["scores"] else "")]
+               + [" ".join(r["top_in"]), r["description"]])
+  return out.getvalue()
 
 
 def rank_job(config: ml_collections.ConfigDict, workdir: str, *,

@@ -226,6 +226,9 @@ class Worker:
       self.current = None
       if not self.config.serve.keep_runs:
         shutil.rmtree(rundir, ignore_errors=True)
+    if error:  # The server's folders are no business of the user's.
+      for folder in (os.path.abspath(self.workdir), self.workdir):
+        error = error.replace(folder, "<workdir>")
     cur.account("end", time.time())
     timings = {k: round(_COUNTS[k] - before[k], 3) for k in _COUNTS}
     timings.update(seconds=round(time.time() - cur.started, 2),
