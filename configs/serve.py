@@ -24,6 +24,7 @@ short runs (give it a library built with the same settings,
 import ml_collections
 
 from configs import demo
+from taskemb_jax.errors import ConfigError
 
 
 def serve_group() -> ml_collections.ConfigDict:
@@ -70,8 +71,8 @@ def get_config(mode: str = ""):
   if mode == "tiny":
     _tiny(c)
   elif mode:
-    raise ValueError(f"configs/serve.py:{mode}: use configs/serve.py or "
-                     "configs/serve.py:tiny")
+    raise ConfigError(f"configs/serve.py:{mode}: use configs/serve.py or "
+                      "configs/serve.py:tiny")
   return c
 
 

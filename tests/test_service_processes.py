@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 import service_fixtures as sf
+import synthetic
 from service_fixtures import tiny_library  # noqa: F401  pylint: disable=unused-import
 
 CHROMIUM = "/usr/bin/chromium"
@@ -111,6 +112,24 @@ def test_page_shows_the_one_line_error_of_a_bad_file(served, page, tmp_path):
   assert page.text_content("#submit-error") == (
       "bad.jsonl:2: field 'text' missing or not a non-empty string")
   assert page.url == served["url"] + "/"
+
+
+def test_page_warns_when_the_best_sources_are_of_another_class(served, page,
+                                                              tmp_path):
+  # Two of the library's three tasks are classification tasks: a tagging
+  # task's top 3 is mostly of another class.
+  folder = synthetic.write_task(str(tmp_path / "tags"), "tagging",
+                                n_train=60, seed=5)
+  page.goto(served["url"] + "/")
+  page.set_input_files("#file", folder + "/train.conll")
+  page.select_option("#kind", "tagging")
+  page.click("#submit")
+  page.wait_for_selector("#ranking tbody tr", timeout=120_000)
+  assert page.text_content("#warnings .warning") == (
+      "Warning: 2 of the best 3 sources are classification tasks, not "
+      "tagging like yours: transfer across task classes is less reliable; "
+      "prefer the best source of your class")
+  assert page.locator("#ranking tr.other-class").count() == 2
 
 
 def test_library_page_and_the_sample(served, page):
