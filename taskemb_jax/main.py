@@ -42,6 +42,7 @@ STAGES = {
     "report": "taskemb_jax.report:report_stage",
     "demo": "taskemb_jax.demo:demo_stage",
     "list": "taskemb_jax.tasks:list_stage",
+    "serve": "taskemb_jax.service.serve:serve_stage",
 }
 
 
