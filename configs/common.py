@@ -17,7 +17,7 @@ def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # What to run (taskemb_jax.main.STAGES): train | predict | export |
   # textemb | taskemb | build_library | rank | transfer | evaluate | report |
-  # demo | list.
+  # demo | list | serve.
   c.stage = "train"
   # Task registry name, or <kind>:<path> for your own files.
   c.task = "mr-polarity"

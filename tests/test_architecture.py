@@ -24,7 +24,7 @@ ORDER = [
     "batching", "decoding", "formats", "heads", "pretrained",
     "input_pipeline", "validate", "bank", "paper_tasks", "tasks", "data",
     "checkpoint", "encoders", "runs", "train", "recipe", "predict",
-    "embeddings", "library", "embed", "rank", "logme", "matrix", "transfer",
+    "embeddings", "library", "description", "embed", "rank", "logme", "matrix", "transfer",
     "evaluation", "report", "demo", "main", "service",
 ]
 LAYERS = [{name} for name in ORDER]
