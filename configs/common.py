@@ -123,7 +123,8 @@ def get_config() -> ml_collections.ConfigDict:
   # --- Ranking (rank stage) -------------------------------------------------
   c.rank = ml_collections.ConfigDict()
   # textemb | taskemb | textemb+taskemb | taskemb:<component> | datasize |
-  # random. Default from the offline mini-study (README): TaskEmb fused over
+  # random | description (of the tasks' descriptions). Default from the
+  # offline mini-study (README): TaskEmb fused over
   # all components ranked best (all-class rho 1.75 vs 2.38 with TextEmb fused
   # in, 2.75 for TextEmb alone; no single component or layer subset did
   # better beyond the spread over restarts).
@@ -137,6 +138,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.rank.rrf_k = 60.0
   # Seed of the random baseline.
   c.rank.seed = 0
+  # The target's description for method 'description' ('' = its own: the
+  # bank's tasks carry one).
+  c.rank.description = ""
 
   # --- Transfer sweep (transfer stage) -------------------------------------
   c.transfer = ml_collections.ConfigDict()
@@ -191,7 +195,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.evaluate.matrices = ""
   # Methods to evaluate; 'taskemb:*' = every TaskEmb component alone.
   c.evaluate.methods = ("textemb,taskemb,textemb+taskemb,taskemb:*,datasize,"
-                        "random,logme")
+                        "random,logme,description")
   # NDCG relevance: 'metric' (target metric after transfer) or 'gain'
   # (relative gain over no intermediate task, clipped at 0).
   c.evaluate.relevance = "metric"
