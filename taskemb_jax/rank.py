@@ -279,7 +279,7 @@ def rank_stage(config: ml_collections.ConfigDict,
     raise LibraryError(f"{lib}: no {'readable ' if skipped else ''}source "
                        f"tasks besides {target_name!r}")
   target_lib = lib
-  if target_name in names:
+  if target_name in names and not r.reembed:
     target = library_lib.load(lib, target_name)
   else:
     if not workdir:
