@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # (`make bank BANK_TASKS=`) fetches every corpus, about 450 MB of archives.
 BANK_TASKS ?= rt-freshness
 
-.PHONY: setup test demo bank benchmarks
+.PHONY: setup test demo bank benchmarks serve
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ bank: setup
 
 demo: bank
 	$(PY) -m taskemb_jax.main --config=configs/demo.py --workdir=work/demo
+
+# The task-bank service on http://127.0.0.1:8000 (README.md, "Service").
+serve: setup
+	$(PY) -m taskemb_jax.main --config=configs/serve.py --workdir=work/serve
 
 benchmarks: setup
 	$(PY) benchmarks/train_step.py

@@ -22,8 +22,19 @@ setuptools.setup(
         "absl-py>=1.4",
         "numpy>=1.26",
         "matplotlib>=3.8",  # Report figures.
+        # The service (taskemb_jax.service): API, server, job queue.
+        "fastapi>=0.110",
+        "uvicorn>=0.29",
+        "python-multipart>=0.0.9",
+        "huey>=2.5",
+        "redis>=5",  # Client of the multi-host queue (server: redis-server).
     ],
     extras_require={
-        "test": ["pytest>=8", "scikit-learn>=1.4", "scipy>=1.11"],
+        # playwright drives Debian's chromium (.ci/run installs it), not a
+        # browser of its own; httpx is FastAPI's TestClient's transport.
+        "test": ["pytest>=8", "scikit-learn>=1.4", "scipy>=1.11",
+                 "httpx>=0.27", "playwright>=1.44"],
     },
+    package_data={"taskemb_jax.service": ["static/*.html", "static/*.js",
+                                          "static/*.css", "static/samples/*"]},
 )

@@ -92,8 +92,9 @@ def main(argv=None):
   cfg = PRESETS[args.preset]
   model = heads.TaskModel(cfg, "classification", 3, rngs=nnx.Rngs(0))
   config = common.get_config()
-  optimizer = nnx.Optimizer(model, train.create_optimizer(config, 1000),
-                            wrt=nnx.Param)
+  optimizer = nnx.Optimizer(
+      model, train.create_optimizer(1000, **train.optimizer_settings(config)),
+      wrt=nnx.Param)
   mesh = sharding.make_mesh()
   steps = train.Steps(model, "classification", mesh, optimizer)
   batch = sharding.put_batch(make_batch(args.batch, args.length), mesh)

@@ -107,7 +107,7 @@ import numpy as np
 from flax import nnx
 
 from configs import common
-from taskemb_jax import heads, sharding, train
+from taskemb_jax import encoders, heads, sharding, train
 from taskemb_jax.model import PRESETS
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -237,9 +237,10 @@ def bench_step(length: int, args, mm: Matmul) -> dict:
   cfg = PRESETS[args.preset]
   config = common.get_config()
   model = heads.TaskModel(cfg, "classification", args.num_labels,
-                          dtype=train.DTYPES[args.dtype], rngs=nnx.Rngs(0))
-  optimizer = nnx.Optimizer(model, train.create_optimizer(config, 1000),
-                            wrt=nnx.Param)
+                          dtype=encoders.DTYPES[args.dtype], rngs=nnx.Rngs(0))
+  optimizer = nnx.Optimizer(
+      model, train.create_optimizer(1000, **train.optimizer_settings(config)),
+      wrt=nnx.Param)
   mesh = sharding.make_mesh()
   steps = train.Steps(model, "classification", mesh, optimizer)
   graphdef = nnx.graphdef(model)

@@ -33,32 +33,23 @@ Parameter Fisher (``params/<name>``) needs true per-example gradients:
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-from absl import logging
 from flax import nnx
 
-from taskemb_jax import checkpoint
+from taskemb_jax import data as data_lib
 from taskemb_jax import heads
-from taskemb_jax import input_pipeline
-from taskemb_jax import library as library_lib
 from taskemb_jax import pretrained
-from taskemb_jax import recipe
 from taskemb_jax import sharding
-from taskemb_jax import tasks as tasks_lib
-from taskemb_jax import train as train_lib
-from taskemb_jax.errors import ConfigError, UserError
+from taskemb_jax.errors import ConfigError
 from taskemb_jax.model import component_names
 from taskemb_jax.progress import Progress
 
 Array = jax.Array
 ESTIMATORS = ("empirical", "sampled", "original")
-FINETUNE_MODES = ("full", "head", "none")
 
 
 # ----------------------------------------------------------------------------
@@ -263,9 +254,13 @@ class FisherOptions:
   seed: int = 0
 
 
-def compute_textemb(model: heads.TaskModel, split: train_lib.Split, config,
-                    mesh) -> tuple[np.ndarray, int]:
-  """TextEmb [hidden] of a tokenized split, and the number of examples."""
+def compute_textemb(model: heads.TaskModel, split: data_lib.Split, mesh, *,
+                    batch_size: int, max_length: int
+                    ) -> tuple[np.ndarray, int]:
+  """TextEmb [hidden] of a tokenized split, and the number of examples.
+
+  Batches of `batch_size` examples padded to the buckets of `max_length`.
+  """
   state = sharding.put_replicated(nnx.state(model), mesh)
   graphdef = nnx.graphdef(model)
   step = jax.jit(lambda s, b: textemb_step(graphdef, s, b),
@@ -273,8 +268,8 @@ def compute_textemb(model: heads.TaskModel, split: train_lib.Split, config,
                                sharding.data_sharding(mesh)))
   total, count = None, 0.0
   progress = Progress("textemb", len(split.features["input_ids"]))
-  for batch in train_lib.global_batches(split, config.eval_batch_size, config,
-                                        shuffle=False):
+  for batch in data_lib.global_batches(split, batch_size, max_length,
+                                       shuffle=False):
     out = step(state, sharding.put_batch(batch, mesh))
     total = out["sum"] if total is None else total + out["sum"]
     count += float(out["count"])
@@ -283,34 +278,37 @@ def compute_textemb(model: heads.TaskModel, split: train_lib.Split, config,
   return _finite(vec.astype(np.float32), "textemb"), int(count)
 
 
-def compute_taskemb(model: heads.TaskModel, split: train_lib.Split, config,
-                    mesh, options: FisherOptions
-                    ) -> tuple[dict[str, np.ndarray], int]:
-  """TaskEmb {component: [hidden]} (plus params/<name> if asked) of a split."""
+def compute_taskemb(model: heads.TaskModel, split: data_lib.Split, mesh,
+                    options: FisherOptions, *, batch_size: int,
+                    max_length: int) -> tuple[dict[str, np.ndarray], int]:
+  """TaskEmb {component: [hidden]} (plus params/<name> if asked) of a split.
+
+  Batches of `batch_size` examples padded to the buckets of `max_length`.
+  """
   kind = model.kind
   comps = options.components or tuple(component_names(
       model.bert.cfg, pooler=kind in ("classification", "regression")))
   graphdef = nnx.graphdef(model)
   state = sharding.put_replicated(nnx.state(model), mesh)
-  repl, data = sharding.replicated(mesh), sharding.data_sharding(mesh)
+  repl, rows = sharding.replicated(mesh), sharding.data_sharding(mesh)
   step = jax.jit(
       lambda s, b, k: fisher_step(graphdef, s, b, k, kind=kind,
                                   components=comps,
                                   estimator=options.estimator,
                                   num_samples=options.num_samples,
                                   sigma=options.sigma),
-      in_shardings=(repl, data, repl))
+      in_shardings=(repl, rows, repl))
   pstep = None
   if options.param_fisher:
     pstep = jax.jit(lambda s, b: param_fisher_step(
         graphdef, s, b, kind=kind, chunk=options.param_chunk),
-                    in_shardings=(repl, data))
+                    in_shardings=(repl, rows))
   sums: dict[str, Any] = {}
   count = 0.0
   key = jax.random.key(options.seed)
   progress = Progress("taskemb", len(split.features["input_ids"]))
-  for i, batch in enumerate(train_lib.global_batches(
-      split, config.eval_batch_size, config, shuffle=False)):
+  for i, batch in enumerate(data_lib.global_batches(
+      split, batch_size, max_length, shuffle=False)):
     dev_batch = sharding.put_batch(batch, mesh)
     out = step(state, dev_batch, jax.random.fold_in(key, i))
     count += float(out.pop("count"))
@@ -334,171 +332,3 @@ def _finite(x: np.ndarray, what: str) -> np.ndarray:
         f"{what}: {int((~np.isfinite(x)).sum())} non-finite values; refusing "
         "to store them (check the learning rate / the fine-tuned model)")
   return x
-
-
-# ----------------------------------------------------------------------------
-# Stages.
-# ----------------------------------------------------------------------------
-
-
-def _embed_split(config, task: tasks_lib.Task, tokenizer, labels,
-                 records) -> train_lib.Split:
-  """The training split used for embeddings (subset of embed.num_examples)."""
-  return train_lib.load_split(task, "train", config, tokenizer, labels,
-                              max_examples=config.embed.num_examples,
-                              seed=config.embed.seed, records=records)
-
-
-def base_fingerprints(spec: train_lib.ModelSpec) -> dict[str, str]:
-  """Identity of the base model (weights + config) and of the tokenizer."""
-  if spec.weights_dir:
-    model_fp = pretrained.fingerprint(spec.weights_dir)
-  else:
-    import hashlib  # pylint: disable=import-outside-toplevel
-    model_fp = "random-" + hashlib.sha256(
-        repr(spec.config).encode()).hexdigest()[:12]
-  tok_fp = pretrained.fingerprint(spec.tokenizer_dir,
-                                  files=pretrained.TOKENIZER_FILES[:3])
-  return {"model": model_fp, "tokenizer": tok_fp}
-
-
-def textemb_stage(config: ml_collections.ConfigDict, workdir: str
-                  ) -> np.ndarray:
-  """Computes TextEmb of config.task and stores it in config.library."""
-  del workdir
-  task = tasks_lib.get_task(config.task)
-  spec = train_lib.model_spec(config)
-  tokenizer = input_pipeline.load_tokenizer(spec.tokenizer_dir)
-  records = task.load("train", config.data_dir or None)
-  labels = train_lib.label_names(task, records)
-  split = _embed_split(config, task, tokenizer, labels, records)
-  model = train_lib.create_model(spec, task.kind, len(labels or ()), seed=0,
-                                 dtype=config.dtype)
-  mesh = sharding.make_mesh(config.num_devices)
-  vec, n = compute_textemb(model, split, config, mesh)
-  options = {"max_length": config.max_length, "dtype": config.dtype,
-             "num_examples": n, "seed": config.embed.seed}
-  library_lib.add(config.library, task_entry(task, n, spec),
-                  textemb=vec, textemb_options=options,
-                  overwrite=config.overwrite)
-  logging.info("TextEmb of %s (%d examples) added to %s", task.name, n,
-               config.library)
-  return vec
-
-
-def task_entry(task: tasks_lib.Task, n: int,
-               spec: train_lib.ModelSpec) -> dict[str, Any]:
-  return {"name": task.name, "kind": task.kind, "family": task.family,
-          "metric": task.metric, "size": task.size, "num_examples": n,
-          "base": base_fingerprints(spec), "model": spec.weights_dir or "random"}
-
-
-def fisher_options(config) -> FisherOptions:
-  e = config.embed
-  if e.estimator not in ESTIMATORS:
-    raise ConfigError(f"config.embed.estimator={e.estimator!r}; use one of "
-                      f"{ESTIMATORS}")
-  comps = tuple(c for c in e.components.split(",") if c) \
-      if e.components != "all" else ()
-  return FisherOptions(estimator=e.estimator, num_samples=e.num_samples,
-                       sigma=e.sigma, components=comps,
-                       param_fisher=e.param_fisher, param_chunk=e.param_chunk,
-                       seed=e.seed)
-
-
-def finetuned_model(config, task, spec, workdir, records
-                    ) -> tuple[heads.TaskModel, tuple[str, ...] | None]:
-  """The model TaskEmb differentiates, per config.embed.finetune, and labels.
-
-  'full': the best checkpoint of the fine-tuning run in config.embed.finetuned
-  (default <workdir>/finetune), trained there first unless finished (and
-  resumed if interrupted);
-  'head': the same with the encoder frozen; 'none': the pretrained encoder
-  with a random head.
-  """
-  mode = config.embed.finetune
-  if mode not in FINETUNE_MODES:
-    raise ConfigError(f"config.embed.finetune={mode!r}; use one of "
-                      f"{FINETUNE_MODES}")
-  if mode == "none":
-    labels = train_lib.label_names(task, records)
-    return train_lib.create_model(spec, task.kind, len(labels or ()),
-                                  seed=config.seed, dtype=config.dtype), labels
-  run_dir = config.embed.finetuned
-  if not run_dir:
-    if not workdir:
-      raise ConfigError("TaskEmb with embed.finetune='full'|'head' needs "
-                        "--workdir (to fine-tune into) or embed.finetuned")
-    run_dir = os.path.join(workdir, "finetune")
-  cfg = config.copy_and_resolve_references()
-  with cfg.unlocked():
-    cfg.freeze_encoder = mode == "head"
-  if not train_lib.is_finished(run_dir, cfg):
-    train_lib.train_and_evaluate(cfg, run_dir)
-  model, info, _ = train_lib.load_finetuned(run_dir, dtype=config.dtype)
-  if info["task"] != task.name:
-    raise ConfigError(f"config.embed.finetuned={run_dir!r} was trained on "
-                      f"{info['task']!r}, not {task.name!r}")
-  return model, tuple(info["labels"]) if info["labels"] else None
-
-
-def taskemb_stage(config: ml_collections.ConfigDict, workdir: str
-                  ) -> dict[str, np.ndarray]:
-  """Computes TaskEmb of config.task and stores it in config.library."""
-  task = tasks_lib.get_task(config.task)
-  spec = train_lib.model_spec(config)
-  options = fisher_options(config)
-  records = task.load("train", config.data_dir or None)
-  model, labels = finetuned_model(config, task, spec, workdir, records)
-  tokenizer = input_pipeline.load_tokenizer(spec.tokenizer_dir)
-  split = _embed_split(config, task, tokenizer, labels, records)
-  mesh = sharding.make_mesh(config.num_devices)
-  emb, n = compute_taskemb(model, split, config, mesh, options)
-  recorded = dataclasses.asdict(options)
-  recorded.update(finetune=config.embed.finetune, max_length=config.max_length,
-                  dtype=config.dtype, num_examples=n,
-                  components=sorted(c for c in emb if not c.startswith(
-                      "params/")))
-  library_lib.add(config.library, task_entry(task, n, spec), taskemb=emb,
-                  taskemb_options=recorded, overwrite=config.overwrite)
-  logging.info("TaskEmb of %s (%d examples, %d components) added to %s",
-               task.name, n, len(emb), config.library)
-  return emb
-
-
-def build_library_stage(config: ml_collections.ConfigDict,
-                        workdir: str) -> list[str]:
-  """Embeds every task of config.transfer.sources into config.library.
-
-  Each task is fine-tuned exactly like a source of the transfer sweep
-  (`recipe.run_config`: the class defaults, the sweep's overrides,
-  transfer.source_examples examples, transfer.source_seed) into
-  <workdir>/sources/<task>, so a sweep in the same workdir reuses these
-  runs. Tasks already in the library are skipped (resumable) unless
-  config.overwrite.
-  """
-  if not workdir:
-    raise ConfigError("the build_library stage needs --workdir")
-  names = [n for n in config.transfer.sources.split(",") if n]
-  if not names:
-    raise ConfigError("config.transfer.sources lists no task to embed")
-  have = set(library_lib.tasks(config.library)) if os.path.isdir(
-      config.library) else set()
-  for k, name in enumerate(names, 1):
-    if name in have and not config.overwrite:
-      entry = library_lib.load(config.library, name)["entry"]
-      if "textemb" in entry and "taskemb" in entry:
-        logging.info("library: %s already embedded", name)
-        continue
-    logging.info("library: task %d/%d: %s", k, len(names), name)
-    cfg = recipe.run_config(config, name,
-                            examples=config.transfer.source_examples,
-                            seed=config.transfer.source_seed)
-    run_dir = recipe.source_run_dir(workdir, name)
-    recipe.finetune_source(cfg, run_dir)
-    with cfg.unlocked():
-      cfg.embed.finetuned = run_dir
-      cfg.overwrite = True
-    textemb_stage(cfg, workdir)
-    taskemb_stage(cfg, workdir)
-  return names

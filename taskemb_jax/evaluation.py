@@ -5,7 +5,7 @@ measured for that target are ranked and compared with their measured
 transfer (mean over restarts):
 
 * ρ: the 1-based position of the truly best source in the predicted ranking
-  (`ranking.rank_of_best`), averaged over targets (lower is better);
+  (`rank_of_best`), averaged over targets (lower is better);
 * NDCG over the full ranking with relevance = the target metric after
   transfer, or with ``evaluate.relevance = "gain"`` the relative gain clipped
   at 0 (negative metrics are clipped at 0 too, as NDCG needs relevance >= 0);
@@ -28,25 +28,153 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from taskemb_jax import checkpoint
+from taskemb_jax import files
 from taskemb_jax import library as library_lib
+from taskemb_jax import metrics
 from taskemb_jax import rank as rank_lib
-from taskemb_jax import ranking
 from taskemb_jax import transfer
 from taskemb_jax.errors import ConfigError, LibraryError
 
 KS = (1, 3, 5)
 
 
+# ----------------------------------------------------------------------------
+# Metrics of a predicted ranking against the true transfer results.
+
+
+def _paired(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  true = np.asarray(true, dtype=np.float64)
+  pred = np.asarray(pred, dtype=np.float64)
+  if true.ndim != 1 or true.shape != pred.shape:
+    raise ValueError(f"expected two [n] arrays, got {true.shape} and {pred.shape}")
+  if true.size == 0:
+    raise ValueError("no sources to rank")
+  if not (np.isfinite(true).all() and np.isfinite(pred).all()):
+    raise ValueError("values must be finite")
+  return true, pred
+
+
+def ndcg(
+    true_relevance: np.ndarray, predicted_scores: np.ndarray, k: int | None = None
+) -> float:
+  """Normalised discounted cumulative gain of a predicted ranking.
+
+  Linear gains, 1 / log2(1 + position) discount, only the first k positions
+  counted when k is given. Sources with tied predicted scores share the mean
+  of their gains (equal to ``sklearn.metrics.ndcg_score([true], [pred], k=k)``).
+
+  Args:
+    true_relevance: [n] non-negative relevance (e.g. transfer gains).
+    predicted_scores: [n] predicted scores, higher ranks first.
+    k: cut-off (>= 1), or None for all n positions.
+
+  Returns:
+    NDCG in [0, 1]; 0.0 if all relevance is 0.
+
+  Raises:
+    ValueError: on negative relevance, mismatched shapes or k < 1.
+  """
+  true, pred = _paired(true_relevance, predicted_scores)
+  if (true < 0).any():
+    raise ValueError("ndcg needs non-negative relevance")
+  n = true.shape[0]
+  discount = 1.0 / np.log2(np.arange(n) + 2.0)  # [n]
+  if k is not None:
+    if k < 1:
+      raise ValueError(f"k must be >= 1, got {k}")
+    discount[k:] = 0.0
+  ideal = np.sort(true)[::-1] @ discount
+  if ideal == 0:
+    return 0.0
+  # Group tied predicted scores (descending); each group spreads the mean
+  # gain of its members over the discounts of the positions it occupies.
+  _, group, counts = np.unique(-pred, return_inverse=True, return_counts=True)
+  mean_gain = np.bincount(group, weights=true) / counts  # [groups]
+  cum_discount = np.concatenate([[0.0], np.cumsum(discount)])  # [n + 1]
+  ends = np.cumsum(counts)
+  group_discount = cum_discount[ends] - cum_discount[ends - counts]
+  return float(mean_gain @ group_discount / ideal)
+
+
+def rank_of_best(true_metric: np.ndarray, predicted_scores: np.ndarray) -> float:
+  """Where the truly best source lands in the predicted ranking.
+
+  Args:
+    true_metric: [n] true transfer results (higher is better).
+    predicted_scores: [n] predicted scores (higher ranks first).
+
+  Returns:
+    1-based position of the best source in the predicted ranking; sources
+    with tied predicted scores share their average position (so 1.5 for two
+    sources tied at the top). If several sources tie for the best true
+    metric, the best-placed of them counts.
+  """
+  true, pred = _paired(true_metric, predicted_scores)
+  positions = metrics.average_ranks(-pred)  # [n], 1 = highest score.
+  return float(positions[true == true.max()].min())
+
+
+def average_rank_of_best(cases: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+  """Mean `rank_of_best` over targets (rho in Vu et al., 2020).
+
+  Args:
+    cases: one (true_metric [n_t], predicted_scores [n_t]) pair per target.
+  """
+  if not cases:
+    raise ValueError("no targets to average over")
+  return float(np.mean([rank_of_best(t, p) for t, p in cases]))
+
+
+def regret_at_k(
+    true_metric: np.ndarray, predicted_scores: np.ndarray, k: int
+) -> float:
+  """Relative loss from picking the best of the top-k predicted sources.
+
+  (best − best among the top k predicted) / best, where best is the highest
+  true metric over all sources; 0.0 when the best source is in the top k.
+  Predicted ties at the cut-off are broken by source index (stable order);
+  k larger than n means all sources.
+
+  Args:
+    true_metric: [n] true transfer results; the largest must be positive
+      (callers pass a positive metric such as accuracy or F1, not a gain).
+    predicted_scores: [n] predicted scores (higher ranks first).
+    k: number of top predicted sources considered (>= 1).
+
+  Raises:
+    ValueError: if k < 1 or the best true metric is <= 0.
+  """
+  true, pred = _paired(true_metric, predicted_scores)
+  if k < 1:
+    raise ValueError(f"k must be >= 1, got {k}")
+  best = true.max()
+  if best <= 0:
+    raise ValueError(f"regret needs a positive best metric, got {best}")
+  top_k = np.argsort(-pred, kind="stable")[:k]
+  return float((best - true[top_k].max()) / best)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+  """Spearman correlation of [n] and [n], ties by average rank.
+
+  Equal to ``scipy.stats.spearmanr(x, y)``; 0.0 if either input is constant.
+  """
+  return metrics.spearman(x, y)
+
+
+# ----------------------------------------------------------------------------
+# The evaluate stage.
+
+
 def score_ranking(true: np.ndarray, scores: np.ndarray, relevance: np.ndarray
                   ) -> dict[str, float]:
   """All ranking metrics of one target. true/scores/relevance: [sources]."""
-  out = {"rho": ranking.rank_of_best(true, scores),
-         "ndcg": ranking.ndcg(np.maximum(relevance, 0.0), scores),
-         "spearman": ranking.spearman(scores, true)}
+  out = {"rho": rank_of_best(true, scores),
+         "ndcg": ndcg(np.maximum(relevance, 0.0), scores),
+         "spearman": spearman(scores, true)}
   if true.max() > 0:
     for k in KS:
-      out[f"regret@{k}"] = ranking.regret_at_k(true, scores, k)
+      out[f"regret@{k}"] = regret_at_k(true, scores, k)
   return out
 
 
@@ -68,14 +196,21 @@ def expand_methods(spec: str, components: Sequence[str]) -> list[str]:
 
 def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
                     *, relevance: str = "metric", random_draws: int = 1000,
-                    logme: Mapping[str, Mapping[str, float]] | None = None,
+                    precomputed: Mapping[str, Mapping[str, Mapping[
+                        str, float]]] | None = None,
                     rrf_k: float = 60.0, components: Sequence[str] = ()
                     ) -> dict[str, Any]:
-  """Evaluates every method on one transfer matrix (one data regime)."""
+  """Evaluates every method on one transfer matrix (one data regime).
+
+  `precomputed`: {method: {target: {source: score}}} of the methods whose
+  scores come from elsewhere (`rank.PRECOMPUTED`: logme, description); a
+  method without scores for a target is skipped there.
+  """
+  precomputed = precomputed or {}
   if relevance not in ("metric", "gain"):
     raise ConfigError(f"config.evaluate.relevance={relevance!r}; use "
                       "'metric' or 'gain'")
-  loaded = {n: library_lib.load(lib, n) for n in library_lib.tasks(lib)}
+  loaded, _ = library_lib.load_all(lib)
   results: dict[str, Any] = {"regime": matrix["regime"], "per_target": {},
                              "mean": {}, "restart_std": {}}
   per_method: dict[tuple[str, str], list] = {}
@@ -102,8 +237,8 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
               len(names)), rel) for d in range(random_draws)]
           res = _mean(draws)
         else:
-          pre = logme.get(tgt) if (logme and method == "logme") else None
-          if method == "logme" and pre is None:
+          pre = precomputed.get(method, {}).get(tgt)
+          if method in rank_lib.PRECOMPUTED and pre is None:
             continue
           sc = rank_lib.method_scores(method, loaded[tgt], sources,
                                       components=components, rrf_k=rrf_k,
@@ -171,38 +306,59 @@ def markdown(evaluations: Sequence[Mapping[str, Any]],
   return "\n".join(lines) + "\n"
 
 
+def description_scores(config: ml_collections.ConfigDict,
+                       matrix: Mapping[str, Any],
+                       loaded: Mapping[str, Mapping[str, Any]]
+                       ) -> dict[str, dict[str, float]]:
+  """{target: {source: score}} of the `description` method: the cosine of
+  the tasks' description vectors under the base model (a sentence encoder).
+  """
+  # The encoder is a model (JAX); other methods need none.
+  from taskemb_jax import description  # pylint: disable=import-outside-toplevel
+  encoder = description.load_encoder(config.model)
+  texts = {n: description.task_description(n, t["entry"])
+           for n, t in loaded.items()}
+  out = {}
+  for tgt in matrix["targets"]:
+    sources = {s: texts[s] for s in matrix["pairs"].get(tgt, {})
+               if s in texts and texts[s]}
+    if texts.get(tgt) and sources:
+      out[tgt] = description.description_scores(texts[tgt], sources, encoder)
+  return out
+
+
 def evaluate_stage(config: ml_collections.ConfigDict,
                    workdir: str) -> list[dict[str, Any]]:
   """Writes evaluation.json and evaluation.md for every transfer matrix."""
   e = config.evaluate
-  paths = [p for p in e.matrices.split(",") if p] or [workdir]
+  paths = files.comma_list(e.matrices) or [workdir]
   evaluations = []
   lib = config.library
-  names = library_lib.tasks(lib)
-  comps = rank_lib.shared_components([library_lib.load(lib, n)
-                                      for n in names]) if names else []
+  loaded, _ = library_lib.load_all(lib)
+  comps = rank_lib.shared_components(list(loaded.values())) if loaded else []
   methods = expand_methods(e.methods, comps)
-  rank_comps = [c for c in config.rank.components.split(",") if c]
+  rank_comps = files.comma_list(config.rank.components)
   for path in paths:
     matrix = transfer.read_matrix(path)
-    logme = None
+    precomputed = {}
     if "logme" in methods:
-      from taskemb_jax import logme_scores  # pylint: disable=import-outside-toplevel
-      logme = logme_scores.scores_for_matrix(config, matrix, path)
+      # LogME runs the source models (JAX); other methods need none.
+      from taskemb_jax import logme  # pylint: disable=import-outside-toplevel
+      precomputed["logme"] = logme.scores_for_matrix(config, matrix, path)
+    if "description" in methods:
+      precomputed["description"] = description_scores(config, matrix,
+                                                      loaded)
     evaluations.append(evaluate_matrix(
         matrix, lib, methods, relevance=e.relevance,
-        random_draws=e.random_draws, logme=logme, rrf_k=config.rank.rrf_k,
+        random_draws=e.random_draws, precomputed=precomputed, rrf_k=config.rank.rrf_k,
         components=rank_comps))
   out_dir = workdir or "."
   os.makedirs(out_dir, exist_ok=True)
-  checkpoint.write_json(os.path.join(out_dir, "evaluation.json"),
-                        {"methods": methods, "relevance": e.relevance,
-                         "evaluations": evaluations})
+  files.write_json(os.path.join(out_dir, "evaluation.json"),
+                   {"methods": methods, "relevance": e.relevance,
+                    "evaluations": evaluations})
   table = markdown(evaluations, methods)
-  with open(os.path.join(out_dir, "evaluation.md.tmp"), "w") as f:
-    f.write(table)
-  os.replace(os.path.join(out_dir, "evaluation.md.tmp"),
-             os.path.join(out_dir, "evaluation.md"))
+  files.write_text(os.path.join(out_dir, "evaluation.md"), table)
   print(table)
   logging.info("wrote %s", os.path.join(out_dir, "evaluation.json"))
   return evaluations

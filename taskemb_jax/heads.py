@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from taskemb_jax.input_pipeline import IGNORE  # Labels of unlabelled tokens.
+from taskemb_jax.batching import IGNORE  # Labels of unlabelled tokens.
 from taskemb_jax.model import Bert, BertConfig, dropout
 
 Array = jax.Array

@@ -1,6 +1,8 @@
 """From task records to fixed-shape numpy batches, and from predictions back.
 
-The pipeline knows nothing of the model. It has three stages:
+The pipeline knows nothing of the model or the tasks. It has three stages
+(2 in `taskemb_jax.batching`, 3 in `taskemb_jax.decoding`; their names are
+importable from here too):
 
 1. `encode` turns the *records* of a task (see `taskemb_jax.tasks`) into
    *features*: a dict of equal-length lists with one entry per model input
@@ -22,17 +24,18 @@ scripts used by Vu et al. 2020):
 
 from __future__ import annotations
 
-import collections
 import math
 import os
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+# The batching and decoding names stay importable from here.
+from taskemb_jax.batching import (  # noqa: F401  pylint: disable=unused-import
+    IGNORE, batches, bucket_lengths, num_batches)
+from taskemb_jax.decoding import (  # noqa: F401  pylint: disable=unused-import
+    decode_tags, postprocess_qa, record_id)
 from taskemb_jax.errors import ConfigError, DataError
-
-# Label id of positions (or rows) that carry no label.
-IGNORE = -100
 
 _KINDS = ("classification", "regression", "qa", "tagging")
 # Records per tokenizer call: bounds memory, keeps the batch fast path.
@@ -45,8 +48,11 @@ Record = dict[str, Any]
 # ---------------------------------------------------------------- tokenizer
 
 
-def load_tokenizer(name_or_path: str):
-  """Loads a *fast* (Rust, offset-tracking) tokenizer.
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def _load_tokenizer(name_or_path: str):
+  """Loads a *fast* (Rust, offset-tracking) tokenizer, once per process.
 
   Args:
     name_or_path: a local folder holding ``tokenizer.json`` or ``vocab.txt``
@@ -60,6 +66,9 @@ def load_tokenizer(name_or_path: str):
     DataError: the folder lacks tokenizer files, the hub lookup failed (e.g.
       offline), or the tokenizer is not a fast one.
   """
+  # transformers advises at import that it found no PyTorch; we use only its
+  # tokenizers, so the advice does not apply.
+  os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
   from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
 
   if os.path.isdir(name_or_path):
@@ -101,6 +110,15 @@ def load_tokenizer(name_or_path: str):
         f"tokenizer {name_or_path!r} is not a fast tokenizer (character "
         "offsets are needed); provide a tokenizer.json")
   return tokenizer
+
+
+def load_tokenizer(name_or_path: str):
+  """`_load_tokenizer`, cached per process by name or folder."""
+  key = os.path.abspath(name_or_path) if os.path.isdir(name_or_path) \
+      else name_or_path
+  if key not in _TOKENIZERS:
+    _TOKENIZERS[key] = _load_tokenizer(name_or_path)
+  return _TOKENIZERS[key]
 
 
 def _check_tokenizer(tokenizer) -> None:
@@ -277,11 +295,6 @@ def _encode_sequences(kind, records, tokenizer, max_length,
           "example_index": list(range(n)), "label": labels}
 
 
-def _record_id(record: Record, index: int) -> str:
-  rid = record.get("id")
-  return str(index) if rid is None else str(rid)
-
-
 def _answer_char_span(context: str, text: str,
                       start: int) -> tuple[int, int] | None:
   """(char_start, char_end) of an answer in `context`, or None if it mismatches.
@@ -308,7 +321,7 @@ def _answer_char_span(context: str, text: str,
 
 def _qa_record(record: Record, index: int) -> tuple[str, str, tuple[int, int] | None]:
   """Validates a QA record: (question, context, char span of answer 0 or None)."""
-  rid = _record_id(record, index)
+  rid = record_id(record, index)
   question, context = record.get("question"), record.get("context")
   answers = record.get("answers", [])
   if not isinstance(question, str):
@@ -487,264 +500,4 @@ def _encode_tagging(records, tokenizer, max_length, label_to_id) -> Features:
       out["word_ids"].append(list(word_ids))
       out["num_words"].append(len(chunk[j]))
       out["num_words_kept"].append(kept)
-  return out
-
-
-# ------------------------------------------------------------------ batches
-
-
-# Candidate bucket lengths: multiples of 16 for short inputs (most sentences
-# of the bank are 15-30 tokens), coarser steps for long ones.
-_BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-
-
-def bucket_lengths(max_length: int) -> tuple[int, ...]:
-  """A few sequence-length buckets ending at `max_length`.
-
-  The candidates in `_BUCKETS` that are >= max(16, max_length / 8) and below
-  `max_length`, then `max_length` itself: 64 -> (16, 32, 48, 64),
-  128 -> (16, 32, 48, 64, 96, 128), 384 -> (48, 64, 96, 128, 192, 256, 384).
-  jit compiles one step per bucket, so the count stays small.
-  """
-  if max_length < 1:
-    raise ValueError(f"max_length must be positive, got {max_length}")
-  low = max(16, max_length / 8)
-  return tuple(b for b in _BUCKETS if low <= b < max_length) + (max_length,)
-
-
-def _plan(features: Features, batch_size: int, buckets: Sequence[int],
-          shuffle: bool, seed: int, epoch: int) -> list[tuple[int, np.ndarray]]:
-  """Global batch plan: (bucket_len, feature indices [batch_size], -1 = pad)."""
-  if batch_size < 1:
-    raise ValueError(f"batch_size must be positive, got {batch_size}")
-  edges = sorted(set(int(b) for b in buckets))
-  if not edges:
-    raise ValueError("no buckets given")
-  lengths = np.fromiter((len(x) for x in features["input_ids"]), np.int64,
-                        count=len(features["input_ids"]))
-  which = np.searchsorted(np.asarray(edges), lengths, side="left")
-  if lengths.size and which.max() >= len(edges):
-    bad = int(np.argmax(which >= len(edges)))
-    raise ValueError(
-        f"feature {bad} has {lengths[bad]} tokens, more than the largest "
-        f"bucket {edges[-1]}")
-  rng = np.random.default_rng([seed, epoch]) if shuffle else None
-  plan = []
-  for b, bucket_len in enumerate(edges):
-    idx = np.flatnonzero(which == b)
-    if rng is not None:
-      idx = rng.permutation(idx)
-    for s in range(0, len(idx), batch_size):
-      rows = np.full(batch_size, -1, np.int64)
-      part = idx[s:s + batch_size]
-      rows[:len(part)] = part
-      plan.append((bucket_len, rows))
-  if rng is not None:
-    plan = [plan[k] for k in rng.permutation(len(plan))]
-  return plan
-
-
-def num_batches(features: Features, batch_size: int,
-                buckets: Sequence[int]) -> int:
-  """Number of (global) batches `batches` yields for these arguments."""
-  return len(_plan(features, batch_size, buckets, False, 0, 0))
-
-
-def batches(features: Features,
-            batch_size: int,
-            *,
-            buckets: Sequence[int],
-            shuffle: bool,
-            seed: int = 0,
-            epoch: int = 0,
-            num_shards: int = 1,
-            shard_index: int = 0) -> Iterator[dict[str, np.ndarray]]:
-  """Yields fixed-shape batches of features, bucketed by length.
-
-  Each feature goes to the smallest bucket >= its length. Without shuffle:
-  buckets in ascending length, features in their original order within a
-  bucket. With shuffle: features shuffled within buckets and the batches of
-  all buckets interleaved in a shuffled order, deterministic in
-  (seed, epoch). Every feature appears exactly once; the last batch of a
-  bucket is padded with rows of weight 0 (never dropped).
-
-  With `num_shards` > 1 every process computes the same global order and
-  takes rows [shard_index * B/num_shards, (shard_index + 1) * B/num_shards)
-  of each global batch of B = `batch_size` rows.
-
-  Yields:
-    Dicts with (b = batch_size // num_shards, T = the bucket length):
-    ``input_ids``, ``token_type_ids``, ``attention_mask``: int32 [b, T]
-    (padding 0); ``weights``: float32 [b] (0 for padding rows); ``index``:
-    int32 [b] (feature index, -1 for padding rows); and what the features
-    label: ``label`` int32 or float32 [b] (0 on padding rows),
-    ``start_position`` / ``end_position`` int32 [b] (0 on padding rows),
-    ``labels`` int32 [b, T] (IGNORE on padding).
-  """
-  if num_shards < 1 or not 0 <= shard_index < num_shards:
-    raise ValueError(f"bad shard {shard_index} of {num_shards}")
-  if batch_size % num_shards:
-    raise ValueError(
-        f"batch_size={batch_size} is not divisible by num_shards={num_shards}")
-  per = batch_size // num_shards
-  lo = shard_index * per
-  input_ids, type_ids = features["input_ids"], features["token_type_ids"]
-  scalars = {}
-  if "label" in features:
-    values = features["label"]
-    is_float = any(isinstance(v, (float, np.floating)) for v in values)
-    scalars["label"] = np.asarray(values, np.float32 if is_float else np.int32)
-  for key in ("start_position", "end_position"):
-    if key in features:
-      scalars[key] = np.asarray(features[key], np.int32)
-  token_labels = features.get("labels")
-
-  for bucket_len, rows in _plan(features, batch_size, buckets, shuffle, seed,
-                                epoch):
-    rows = rows[lo:lo + per]
-    real = rows >= 0
-    batch = {
-        "input_ids": np.zeros((per, bucket_len), np.int32),
-        "token_type_ids": np.zeros((per, bucket_len), np.int32),
-        "attention_mask": np.zeros((per, bucket_len), np.int32),
-        "weights": real.astype(np.float32),
-        "index": rows.astype(np.int32),
-    }
-    if token_labels is not None:
-      batch["labels"] = np.full((per, bucket_len), IGNORE, np.int32)
-    for r, f in enumerate(rows):
-      if f < 0:
-        continue
-      n = len(input_ids[f])
-      batch["input_ids"][r, :n] = input_ids[f]
-      batch["token_type_ids"][r, :n] = type_ids[f]
-      batch["attention_mask"][r, :n] = 1
-      if token_labels is not None:
-        batch["labels"][r, :n] = token_labels[f]
-    safe = np.where(real, rows, 0)
-    for key, values in scalars.items():
-      col = values[safe] if len(values) else np.zeros(per, values.dtype)
-      batch[key] = np.where(real, col, 0).astype(values.dtype)
-    yield batch
-
-
-# ----------------------------------------------------------- postprocessing
-
-
-def _row(values, f: int, n: int) -> np.ndarray:
-  return np.asarray(values[f], dtype=np.float64)[:n]
-
-
-def postprocess_qa(start_logits,
-                   end_logits,
-                   features: Features,
-                   records: Sequence[Record],
-                   *,
-                   n_best: int = 20,
-                   max_answer_length: int = 30,
-                   allow_no_answer: bool = False,
-                   null_threshold: float = 0.0) -> dict[str, dict[str, Any]]:
-  """Turns per-window start/end logits into one answer string per record.
-
-  HF run_squad logic: over all windows of a record, the n_best start and end
-  tokens of each window are paired; a span is valid when start <= end,
-  end - start + 1 <= max_answer_length and both tokens lie in the context.
-  Candidates are taken among context tokens only (the n_best top-k is
-  computed after masking non-context tokens, so a window always offers
-  valid spans when it has context). The span score is start + end logit;
-  the null score of a record is the minimum over its windows of the
-  [CLS] start + end logits.
-
-  Args:
-    start_logits, end_logits: [num_features, L] arrays or lists of 1-D rows
-      (L >= each feature's length, e.g. padded bucket lengths).
-    features: `encode('qa', records, ...)` output.
-    records: the QA records the features came from.
-    allow_no_answer: SQuAD 2.0: predict "" when
-      null_score - best_span_score > null_threshold (or no valid span).
-
-  Returns:
-    {record id: {"text": answer string (``context[offsets[start][0]:
-    offsets[end][1]]``, "" when none), "score": best span score (-inf when no
-    valid span), "null_score": float}}.
-  """
-  by_record: dict[int, list[int]] = collections.defaultdict(list)
-  for f, ex in enumerate(features["example_index"]):
-    if not 0 <= ex < len(records):
-      raise ValueError(f"feature {f} points at record {ex}, but there are "
-                       f"{len(records)} records")
-    by_record[ex].append(f)
-
-  results: dict[str, dict[str, Any]] = {}
-  for r, record in enumerate(records):
-    rid = _record_id(record, r)
-    if rid in results:
-      raise DataError(f"QA record id {rid!r} occurs twice")
-    context = record["context"]
-    null_score = math.inf
-    best_score, best_text = -math.inf, None
-    for f in by_record.get(r, []):
-      offsets = features["offsets"][f]
-      n = len(offsets)
-      starts, ends = _row(start_logits, f, n), _row(end_logits, f, n)
-      null_score = min(null_score, float(starts[0] + ends[0]))
-      mask = np.asarray(features["context_mask"][f], bool)[:n]
-      if not mask.any():
-        continue
-      ctx = np.flatnonzero(mask)
-      top_s = ctx[np.argsort(-starts[ctx], kind="stable")[:n_best]]
-      top_e = ctx[np.argsort(-ends[ctx], kind="stable")[:n_best]]
-      for s in top_s:
-        for e in top_e:
-          if e < s or e - s + 1 > max_answer_length:
-            continue
-          score = float(starts[s] + ends[e])
-          if score > best_score:
-            best_score = score
-            best_text = context[int(offsets[s][0]):int(offsets[e][1])]
-    if null_score == math.inf:
-      null_score = 0.0
-    text = best_text if best_text is not None else ""
-    if allow_no_answer and (best_text is None or
-                            null_score - best_score > null_threshold):
-      text = ""
-    results[rid] = {"text": text, "score": best_score, "null_score": null_score}
-  return results
-
-
-def decode_tags(logits_or_ids,
-                features: Features,
-                records: Sequence[Record],
-                id_to_label: Mapping[int, str] | Sequence[str]) -> list[list[str]]:
-  """Predicted tag per original word, read at the word's first sub-token.
-
-  Args:
-    logits_or_ids: per feature either logits [L, num_tags] or tag ids [L]
-      (a [num_features, L(, num_tags)] array or a list of rows; L may exceed
-      the feature's length, e.g. the bucket length).
-    features: `encode('tagging', records, ...)` output.
-    records: the tagging records.
-    id_to_label: tag id -> tag name (a mapping or a sequence).
-
-  Returns:
-    One list of tags per record, as long as its ``tokens``. Words truncated
-    away get "O" if that tag exists, else the tag of id 0.
-  """
-  if isinstance(id_to_label, Mapping):
-    names = dict(id_to_label)
-  else:
-    names = dict(enumerate(id_to_label))
-  if not names:
-    raise ValueError("id_to_label is empty")
-  default = "O" if "O" in names.values() else names[min(names)]
-  out = [[default] * len(r["tokens"]) for r in records]
-  for f, ex in enumerate(features["example_index"]):
-    row = np.asarray(logits_or_ids[f])
-    ids = row.argmax(-1) if row.ndim == 2 else row
-    seen = set()
-    for pos, w in enumerate(features["word_ids"][f]):
-      if w is None or w in seen:
-        continue
-      seen.add(w)
-      out[ex][w] = names[int(ids[pos])]
   return out

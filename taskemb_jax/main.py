@@ -5,18 +5,22 @@
       --config.stage=taskemb
 
 Stages: train, predict, export, textemb, taskemb, build_library, rank,
-transfer, evaluate, report, demo, list (see README.md). Bad input ends with one line on stderr
-and exit status 2.
+transfer, evaluate, report, demo, list (see README.md). Bad input ends with
+one line on stderr and exit status 2. The terminal shows progress bars and
+short status lines; the detailed log is <workdir>/taskemb.log (and the
+terminal's too with --verbosity=1).
 """
 
 import importlib
 import logging as logging_std
+import os
 import sys
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from taskemb_jax import progress
 from taskemb_jax import validate
 from taskemb_jax.errors import UserError
 
@@ -27,17 +31,18 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder of the stage.")
 # stage -> "module:function"; each function takes (config, workdir).
 STAGES = {
     "train": "taskemb_jax.train:train_and_evaluate",
-    "predict": "taskemb_jax.train:predict",
-    "export": "taskemb_jax.train:export",
-    "textemb": "taskemb_jax.embeddings:textemb_stage",
-    "taskemb": "taskemb_jax.embeddings:taskemb_stage",
-    "build_library": "taskemb_jax.embeddings:build_library_stage",
+    "predict": "taskemb_jax.predict:predict_stage",
+    "export": "taskemb_jax.predict:export_stage",
+    "textemb": "taskemb_jax.embed:textemb_stage",
+    "taskemb": "taskemb_jax.embed:taskemb_stage",
+    "build_library": "taskemb_jax.embed:build_library_stage",
     "rank": "taskemb_jax.rank:rank_stage",
     "transfer": "taskemb_jax.transfer:transfer_stage",
     "evaluate": "taskemb_jax.evaluation:evaluate_stage",
     "report": "taskemb_jax.report:report_stage",
-    "demo": "taskemb_jax.report:demo_stage",
+    "demo": "taskemb_jax.demo:demo_stage",
     "list": "taskemb_jax.tasks:list_stage",
+    "serve": "taskemb_jax.service.serve:serve_stage",
 }
 
 
@@ -57,16 +62,47 @@ class _QuietLibraries(logging_std.Filter):
     return record.levelno > logging_std.INFO or "/orbax/" not in record.pathname
 
 
+LOG_FILE = "taskemb.log"
+
+
+def setup_terminal(verbosity: int) -> None:
+  """What reaches the terminal.
+
+  By default: progress bars, short status lines, warnings and the results.
+  With --verbosity=1 (or more) also the detailed log (`setup_log_file`).
+  """
+  logging.set_verbosity(logging.INFO)  # --verbosity=1 would mean DEBUG.
+  handler = logging.get_absl_handler()
+  handler.addFilter(_QuietLibraries())
+  if verbosity < 1:
+    handler.setLevel(logging_std.WARNING)
+    progress.show_on_terminal(sys.stderr)
+
+
+def setup_log_file(workdir: str) -> None:
+  """The detailed log (INFO lines of every stage, with times) goes to
+  <workdir>/taskemb.log, written by the first process only."""
+  if workdir and jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    log = logging_std.FileHandler(os.path.join(workdir, LOG_FILE))
+    log.setFormatter(logging_std.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addFilter(_QuietLibraries())
+    logging_std.getLogger().addHandler(log)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  logging.get_absl_handler().addFilter(_QuietLibraries())
   from taskemb_jax import sharding  # pylint: disable=import-outside-toplevel
-  sharding.maybe_initialize_distributed()
-  sharding.configure_jax(_CONFIG.value)
-  logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__,
-               jax.process_index(), jax.process_count(), jax.devices())
+  setup_terminal(flags.FLAGS.verbosity)
   try:
+    sharding.maybe_initialize_distributed()
+    validate.check_config(_CONFIG.value)  # Before anything is written.
+    setup_log_file(_WORKDIR.value or "")
+    sharding.configure_jax(_CONFIG.value)
+    logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__,
+                 jax.process_index(), jax.process_count(), jax.devices())
     run(_CONFIG.value, _WORKDIR.value or "")
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
@@ -88,9 +124,11 @@ def _parse_flags(argv):
     print(f"error: {e}", file=sys.stderr)
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # ml_collections raises these for --config.<unknown field>=... and for a
-    # value of the wrong type.
-    field = next((a.split("=")[0] for a in argv[1:]
-                  if a.startswith("--config.")), "--config")
+    # value of the wrong type; name the flag that holds the field.
+    missing = str(e).strip("'\"")
+    given = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    field = next((f for f in given if missing in f.split(".")),
+                 given[0] if given else "--config")
     print(f"error: {field}: {type(e).__name__}: {e} (not a field of the "
           "config, or a value of the wrong type)", file=sys.stderr)
   sys.exit(2)

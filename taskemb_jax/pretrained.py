@@ -16,6 +16,7 @@ projections; kernels are stored (in, out) here and (out, in) there.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -232,12 +233,29 @@ def read_config(model_dir: str) -> BertConfig:
     raise UserError(f"{path}: not a usable BERT config: {e}") from e
 
 
+_TENSORS: dict[tuple, dict[str, np.ndarray]] = {}
+
+
 def read_tensors(model_dir: str) -> dict[str, np.ndarray]:
+  """The checkpoint's tensors by Hugging Face name (read-only arrays).
+
+  Read once per process while the file keeps its size and modification
+  time: a long-lived process (the service's worker) builds many models on
+  the same weights.
+  """
   path = os.path.join(model_dir, "model.safetensors")
   if not os.path.exists(path):
     raise UserError(f"{path}: missing (only safetensors checkpoints are read)")
-  import safetensors.numpy  # pylint: disable=import-outside-toplevel
-  return safetensors.numpy.load_file(path)
+  st = os.stat(path)
+  key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+  if key not in _TENSORS:
+    import safetensors.numpy  # pylint: disable=import-outside-toplevel
+    tensors = safetensors.numpy.load_file(path)
+    for t in tensors.values():
+      t.flags.writeable = False
+    _TENSORS.clear()  # One checkpoint at a time is what runs use.
+    _TENSORS[key] = tensors
+  return _TENSORS[key]
 
 
 def load_encoder(model: nnx.Module, model_dir: str,
@@ -320,15 +338,30 @@ def _replace_dir(src: str, dst: str) -> None:
     os.replace(src, dst)
 
 
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
 def fingerprint(model_dir: str, files=("config.json", "model.safetensors"),
                 digest: Callable = hashlib.sha256) -> str:
-  """A short hash of a checkpoint's (or tokenizer's) files, for the library."""
-  h = digest()
+  """A short hash of a checkpoint's (or tokenizer's) files.
+
+  Hashed once per process while the files keep their size and modification
+  time (a run's identity and the library ask for it often).
+  """
+  stats = []
   for name in files:
-    path = os.path.join(model_dir, name)
-    if os.path.exists(path):
-      h.update(name.encode())
-      with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-          h.update(chunk)
-  return h.hexdigest()[:16]
+    with contextlib.suppress(FileNotFoundError):
+      st = os.stat(os.path.join(model_dir, name))
+      stats.append((name, st.st_size, st.st_mtime_ns))
+  key = (os.path.abspath(model_dir), tuple(files), tuple(stats), digest)
+  if key not in _FINGERPRINTS:
+    h = digest()
+    for name in files:
+      path = os.path.join(model_dir, name)
+      if os.path.exists(path):
+        h.update(name.encode())
+        with open(path, "rb") as f:
+          for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    _FINGERPRINTS[key] = h.hexdigest()[:16]
+  return _FINGERPRINTS[key]

@@ -1,16 +1,23 @@
-"""Progress of long loops: count, rate and time left, logged and observable.
+"""What a person sees while a stage runs: progress bars and status lines.
 
-Usage: ``p = Progress("train", total); p.update(n, loss=0.3)`` in the loop;
-a line is logged at most every `every_s` seconds and at the end. Code that
-runs stages on behalf of someone else (the service's worker) observes every
-update with `add_listener(fn)`; `fn` gets a `Report`.
+* `Progress(name, total)`: a long loop's count, rate and time left. Always
+  logged (at most every `every_s` seconds); on the terminal, when the
+  command line turned it on (`show_on_terminal`), a bar redrawn in place
+  (a TTY) or a line every half minute (a log file or pipe).
+* `say(message)`: a short status line on the terminal (and in the log).
+* `add_listener(fn)`: code that runs stages on someone else's behalf (the
+  service's worker) observes every update as a `Report`.
+
+Library code calls these and never prints otherwise; the command line
+(`taskemb_jax.main`) decides what reaches the terminal.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
-from typing import Callable
+from typing import Callable, TextIO
 
 from absl import logging
 
@@ -28,6 +35,9 @@ class Report:
 
 Listener = Callable[[Report], None]
 _LISTENERS: list[Listener] = []
+_TERMINAL: dict[str, TextIO | None] = {"stream": None}
+_BAR_WIDTH = 24
+_PIPE_EVERY_S = 30.0  # Progress lines when the terminal is not a TTY.
 
 
 def add_listener(fn: Listener) -> None:
@@ -40,36 +50,77 @@ def remove_listener(fn: Listener) -> None:
     _LISTENERS.remove(fn)
 
 
+def show_on_terminal(stream: TextIO | None = sys.stderr) -> None:
+  """Draws bars and status lines on `stream` from now on (None: off)."""
+  _TERMINAL["stream"] = stream
+
+
+def say(message: str) -> None:
+  """A short status line for the person at the terminal (also logged)."""
+  logging.info("%s", message)
+  stream = _TERMINAL["stream"]
+  if stream is not None:
+    stream.write(message + "\n")
+    stream.flush()
+
+
 class Progress:
-  """Logs `done/total`, items per second and the estimated time left."""
+  """Logs and shows `done/total`, items per second and the time left."""
 
   def __init__(self, name: str, total: int, unit: str = "ex",
                every_s: float = 10.0):
     self.name, self.total, self.unit, self.every_s = name, total, unit, every_s
     self.done = 0
-    self.start = self.last = time.perf_counter()
+    self.start = self.last = self.drawn = time.perf_counter()
+    self._closed = False
     self._notify(0.0)
 
   def _notify(self, rate: float) -> None:
     if not _LISTENERS:
       return
-    left = (self.total - self.done) / rate if rate > 0 else float("inf")
-    report = Report(self.name, self.done, self.total, rate, left)
+    report = Report(self.name, self.done, self.total, rate, self._left(rate))
     for fn in list(_LISTENERS):
       fn(report)
+
+  def _left(self, rate: float) -> float:
+    return (self.total - self.done) / rate if rate > 0 else float("inf")
 
   def update(self, n: int, **values: float) -> None:
     self.done += n
     now = time.perf_counter()
     rate = self.done / max(now - self.start, 1e-9)
     self._notify(rate)
-    if now - self.last < self.every_s and self.done < self.total:
+    finished = self.done >= self.total
+    self._draw(now, rate, finished)
+    if now - self.last < self.every_s and not finished:
       return
     self.last = now
-    left = (self.total - self.done) / rate if rate > 0 else float("inf")
     extra = " ".join(f"{k} {v:.4g}" for k, v in values.items())
     logging.info("%s %d/%d %s (%.1f %s/s, %s left) %s", self.name, self.done,
-                 self.total, self.unit, rate, self.unit, _fmt(left), extra)
+                 self.total, self.unit, rate, self.unit,
+                 _fmt(self._left(rate)), extra)
+
+  def _draw(self, now: float, rate: float, finished: bool) -> None:
+    stream = _TERMINAL["stream"]
+    if stream is None or self._closed:
+      return
+    tty = getattr(stream, "isatty", lambda: False)()
+    if not finished and now - self.drawn < (0.2 if tty else _PIPE_EVERY_S):
+      return
+    self.drawn = now
+    frac = min(self.done / max(self.total, 1), 1.0)
+    filled = int(round(frac * _BAR_WIDTH))
+    bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
+    tail = (f"{_fmt(now - self.start)}" if finished
+            else f"{_fmt(self._left(rate))} left")
+    line = (f"  {self.name:<10} [{bar}] {self.done}/{self.total} {self.unit}"
+            f"  {rate:.1f} {self.unit}/s  {tail}")
+    if tty:
+      stream.write("\r" + line + ("\n" if finished else ""))
+    else:
+      stream.write(line + "\n")
+    stream.flush()
+    self._closed = finished
 
 
 def _fmt(seconds: float) -> str:

@@ -10,7 +10,7 @@ Methods (`method_scores`):
 * ``datasize``: larger source first (its number of training examples);
 * ``random``: a seeded random order;
 * ``logme``: LogME of each fine-tuned source model's features on the target
-  data (`taskemb_jax.logme_scores`), the one method that needs the source
+  data (`taskemb_jax.logme`), the one method that needs the source
   models themselves.
 
 The `rank` stage takes a target that is in the library, or any task (a
@@ -27,16 +27,98 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from taskemb_jax import checkpoint
-from taskemb_jax import embeddings
+from taskemb_jax import files
 from taskemb_jax import library as library_lib
-from taskemb_jax import ranking
-from taskemb_jax import recipe
-from taskemb_jax import train as train_lib
 from taskemb_jax.errors import ConfigError, LibraryError
 
+# Methods whose scores come from elsewhere: LogME runs the source models
+# (`taskemb_jax.logme`), description compares the tasks' description texts
+# with a sentence encoder (`taskemb_jax.description`).
+PRECOMPUTED = ("logme", "description")
 BASIC_METHODS = ("textemb", "taskemb", "textemb+taskemb", "datasize",
                  "random")
+
+
+# ----------------------------------------------------------------------------
+# Scores and rankings.
+
+
+def cosine_scores(target: np.ndarray, sources: np.ndarray) -> np.ndarray:
+  """Cosine similarity of one target embedding to each source embedding.
+
+  Args:
+    target: [d] target task embedding.
+    sources: [n, d] source task embeddings.
+
+  Returns:
+    [n] float64 similarities in [-1, 1].
+
+  Raises:
+    ValueError: on shape mismatch, non-finite values or a zero vector.
+  """
+  target = np.asarray(target, dtype=np.float64)
+  sources = np.asarray(sources, dtype=np.float64)
+  if target.ndim != 1 or sources.ndim != 2 or sources.shape[1] != target.shape[0]:
+    raise ValueError(
+        f"expected target [d] and sources [n, d], got {target.shape} and "
+        f"{sources.shape}")
+  if not (np.isfinite(target).all() and np.isfinite(sources).all()):
+    raise ValueError("embeddings must be finite")
+  target_norm = np.linalg.norm(target)
+  source_norms = np.linalg.norm(sources, axis=1)  # [n]
+  if target_norm == 0:
+    raise ValueError("target embedding is the zero vector")
+  if (source_norms == 0).any():
+    rows = np.flatnonzero(source_norms == 0).tolist()
+    raise ValueError(f"source embeddings {rows} are zero vectors")
+  cos = (sources @ target) / (source_norms * target_norm)
+  return np.clip(cos, -1.0, 1.0)
+
+
+def rank_order(scores: dict[str, float]) -> list[str]:
+  """Names sorted by descending score; equal scores in ascending name order."""
+  for name, score in scores.items():
+    if np.isnan(score):
+      raise ValueError(f"score of {name!r} is NaN")
+  return sorted(scores, key=lambda name: (-scores[name], name))
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[str]],
+    k: float = 60.0,
+    weights: Sequence[float] | None = None,
+) -> dict[str, float]:
+  """Reciprocal rank fusion (Cormack et al., 2009).
+
+  score(s) = sum over rankings r containing s of w_r / (k + rank_r(s)), with
+  1-based ranks; a ranking that lacks s contributes nothing to it.
+
+  Args:
+    rankings: R rankings, each a sequence of distinct names, best first.
+    k: smoothing constant (>= 0).
+    weights: [R] per-ranking weights; default all 1.
+
+  Returns:
+    Name -> fused score for every name in any ranking (sort it with
+    `rank_order`).
+  """
+  if k < 0:
+    raise ValueError(f"k must be >= 0, got {k}")
+  if weights is None:
+    weights = [1.0] * len(rankings)
+  if len(weights) != len(rankings):
+    raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
+  fused: dict[str, float] = {}
+  for ranking, weight in zip(rankings, weights):
+    if len(set(ranking)) != len(ranking):
+      raise ValueError(f"ranking has repeated names: {list(ranking)}")
+    for rank, name in enumerate(ranking, start=1):
+      fused[name] = fused.get(name, 0.0) + weight / (k + rank)
+  return fused
+
+
+# ----------------------------------------------------------------------------
+# Ranking methods.
 
 
 def shared_components(entries: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -56,7 +138,7 @@ def shared_components(entries: Sequence[Mapping[str, Any]]) -> list[str]:
 def _cosine(target: np.ndarray, sources: Mapping[str, np.ndarray]
             ) -> dict[str, float]:
   names = list(sources)
-  scores = ranking.cosine_scores(np.asarray(target, np.float64),
+  scores = cosine_scores(np.asarray(target, np.float64),
                                  np.stack([sources[n] for n in names]))
   return dict(zip(names, map(float, scores)))
 
@@ -94,28 +176,28 @@ def method_scores(method: str, target: Mapping[str, Any],
         [target] + [sources[n] for n in names])
     if not comps:
       raise LibraryError("no TaskEmb component is shared by all tasks")
-    rankings = [ranking.rank_order(method_scores(
+    rankings = [rank_order(method_scores(
         f"taskemb:{c}", target, sources)) for c in comps]
-    return ranking.reciprocal_rank_fusion(rankings, k=rrf_k)
+    return reciprocal_rank_fusion(rankings, k=rrf_k)
   if method == "textemb+taskemb":
-    rankings = [ranking.rank_order(method_scores(m, target, sources,
+    rankings = [rank_order(method_scores(m, target, sources,
                                                  components=components,
                                                  rrf_k=rrf_k))
                 for m in ("textemb", "taskemb")]
-    return ranking.reciprocal_rank_fusion(rankings, k=rrf_k)
+    return reciprocal_rank_fusion(rankings, k=rrf_k)
   if method == "datasize":
     return {n: float(sources[n]["entry"].get("num_examples") or 0)
             for n in names}
   if method == "random":
     rng = np.random.default_rng([seed, sum(map(ord, target["entry"]["name"]))])
     return dict(zip(names, map(float, rng.random(len(names)))))
-  if method == "logme":
+  if method in PRECOMPUTED:
     if precomputed is None:
-      raise ConfigError("method 'logme' needs precomputed scores")
+      raise ConfigError(f"method {method!r} needs precomputed scores")
     return {n: float(precomputed[n]) for n in names}
   raise ConfigError(f"unknown ranking method {method!r}; use one of "
-                    f"{', '.join(BASIC_METHODS)}, taskemb:<component> or "
-                    "logme")
+                    f"{', '.join(BASIC_METHODS + PRECOMPUTED)} or "
+                    "taskemb:<component>")
 
 
 def unusable(loaded: Mapping[str, Any], method: str,
@@ -145,23 +227,11 @@ def unusable(loaded: Mapping[str, Any], method: str,
   return None
 
 
-def _load_sources(lib: str, names: Sequence[str]
-                  ) -> tuple[dict[str, Any], list[dict[str, str]]]:
-  """Loads each task; one that cannot be read goes to the skipped list."""
-  sources, skipped = {}, []
-  for n in names:
-    try:
-      sources[n] = library_lib.load(lib, n)
-    except LibraryError as e:
-      skipped.append({"name": n, "reason": str(e)})
-  return sources, skipped
-
-
 def ranked_table(target: str, scores: Mapping[str, float],
                  entries: Mapping[str, Mapping[str, Any]],
                  extra: Mapping[str, str] | None = None) -> str:
   """A plain-text table of the ranking (rank, source, class, score, ...)."""
-  order = ranking.rank_order(scores)
+  order = rank_order(scores)
   lines = [f"Sources ranked for target {target!r}:",
            f"{'rank':>4}  {'source':<24} {'class':<15} {'score':>9}  "
            f"{'examples':>8}" + ("  " + (extra or {}).get("_header", "")
@@ -176,43 +246,23 @@ def ranked_table(target: str, scores: Mapping[str, float],
   return "\n".join(lines)
 
 
-def _embed_target(config, workdir: str, lib: str, sources) -> str:
-  """Embeds a target that is not in the library; returns its library path.
-
-  The target is fine-tuned with the sweep's recipe for its class
-  (`recipe.run_config`) and embedded into <workdir>/target_library with
-  the options the library recorded (base model, estimator, fine-tuning mode,
-  lengths), so that it compares with the sources.
-  """
-  ref = next(iter(sources.values()))["entry"]
-  # Fine-tuned like the library's tasks of its class (the sweep's recipe).
-  cfg = recipe.run_config(config, config.task,
-                          examples=config.transfer.source_examples,
-                          seed=config.transfer.source_seed)
-  target_lib = os.path.join(workdir, "target_library")
-  with cfg.unlocked():
-    cfg.library = target_lib
-    cfg.overwrite = True
-    if "textemb" in ref:
-      cfg.max_length = ref["textemb"]["max_length"]
-    if "taskemb" in ref:
-      t = ref["taskemb"]
-      cfg.embed.estimator = t["estimator"]
-      cfg.embed.finetune = t["finetune"]
-      cfg.embed.num_samples = t["num_samples"]
-      cfg.embed.sigma = t["sigma"]
-      cfg.max_length = t["max_length"]
-      cfg.dtype = t["dtype"]
-  base = embeddings.base_fingerprints(train_lib.model_spec(cfg))
-  if base != ref["base"]:
-    raise LibraryError(
-        f"config.model={config.model!r} is not the base model of library "
-        f"{lib} ({ref.get('model')}); set --config.model to it")
-  if "textemb" in ref:
-    embeddings.textemb_stage(cfg, workdir)
-  if "taskemb" in ref:
-    embeddings.taskemb_stage(cfg, os.path.join(workdir, "target"))
-  return target_lib
+def _description_scores(config: ml_collections.ConfigDict,
+                        target: Mapping[str, Any],
+                        sources: Mapping[str, Mapping[str, Any]]
+                        ) -> dict[str, float]:
+  """The `description` method's scores: config.rank.description (or the
+  target's own description) against each source's description."""
+  # The sentence encoder is a model (JAX); other methods need none.
+  from taskemb_jax import description  # pylint: disable=import-outside-toplevel
+  text = config.rank.description or description.task_description(
+      target["name"], target)
+  if not text:
+    raise ConfigError(f"target {target['name']!r} has no description; give "
+                      "one with --config.rank.description")
+  return description.description_scores(
+      text, {n: description.task_description(n, s["entry"])
+             for n, s in sources.items()},
+      description.load_encoder(config.model))
 
 
 def rank_stage(config: ml_collections.ConfigDict,
@@ -223,25 +273,30 @@ def rank_stage(config: ml_collections.ConfigDict,
   target_name = config.task
   r = config.rank
   scope = r.scope
-  sources, skipped = _load_sources(lib, [n for n in names if n != target_name])
+  sources, skipped = library_lib.load_all(
+      lib, [n for n in names if n != target_name], skip_unreadable=True)
   if not sources:
     raise LibraryError(f"{lib}: no {'readable ' if skipped else ''}source "
                        f"tasks besides {target_name!r}")
-  if target_name in names:
+  target_lib = lib
+  if target_name in names and not r.reembed:
     target = library_lib.load(lib, target_name)
   else:
     if not workdir:
       raise ConfigError(f"target {target_name!r} is not in {lib}: embedding "
                         "it needs --workdir")
-    target = library_lib.load(_embed_target(config, workdir, lib, sources),
-                              target_name)
+    # Only a target outside the library needs the model (and JAX).
+    from taskemb_jax import embed  # pylint: disable=import-outside-toplevel
+    ref = next(iter(sources.values()))["entry"]
+    target_lib = embed.embed_target(config, workdir, ref, lib)
+    target = library_lib.load(target_lib, target_name)
   if scope == "in-class":
     fam = target["entry"]["family"]
     sources = {n: s for n, s in sources.items()
                if s["entry"]["family"] == fam}
   elif scope != "all":
     raise ConfigError(f"config.rank.scope={scope!r}; use 'all' or 'in-class'")
-  comps = [c for c in r.components.split(",") if c]
+  comps = files.comma_list(r.components)
   why = unusable(target, r.method, comps)
   if why:
     raise LibraryError(f"target {target_name!r}: {why}; embed it again "
@@ -256,13 +311,19 @@ def rank_stage(config: ml_collections.ConfigDict,
   if not sources:
     raise LibraryError(f"{lib}: no usable source task for {target_name!r} "
                        f"(scope {scope!r})")
+  pre = None
+  if r.method == "description":
+    pre = _description_scores(config, target["entry"], sources)
   scores = method_scores(r.method, target, sources, components=comps,
-                         rrf_k=r.rrf_k, seed=r.seed)
-  order = ranking.rank_order(scores)
+                         rrf_k=r.rrf_k, seed=r.seed, precomputed=pre)
+  order = rank_order(scores)
   entries = {n: s["entry"] for n, s in sources.items()}
   result = {
       "target": target_name, "method": r.method, "scope": scope,
       "library": os.path.abspath(lib),
+      # The library holding the target's embeddings (`lib`, or the one-task
+      # library it was embedded into).
+      "target_library": os.path.abspath(target_lib),
       "components": comps or (shared_components(
           [target] + list(sources.values())) if "taskemb" in r.method
                                else []),
@@ -274,6 +335,6 @@ def rank_stage(config: ml_collections.ConfigDict,
   print(ranked_table(target_name, scores, entries))
   if workdir:
     os.makedirs(workdir, exist_ok=True)
-    checkpoint.write_json(os.path.join(workdir, "ranking.json"), result)
+    files.write_json(os.path.join(workdir, "ranking.json"), result)
     logging.info("wrote %s", os.path.join(workdir, "ranking.json"))
   return result

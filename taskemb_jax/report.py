@@ -24,10 +24,10 @@ import ml_collections  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 from absl import logging  # pylint: disable=wrong-import-position
 
+from taskemb_jax import files  # pylint: disable=wrong-import-position
 from taskemb_jax import library as library_lib  # pylint: disable=wrong-import-position
+from taskemb_jax import matrix as matrix_lib  # pylint: disable=wrong-import-position
 from taskemb_jax import rank as rank_lib  # pylint: disable=wrong-import-position
-from taskemb_jax import ranking  # pylint: disable=wrong-import-position
-from taskemb_jax import transfer  # pylint: disable=wrong-import-position
 
 COLORS = {"classification": "tab:blue", "qa": "tab:orange",
           "tagging": "tab:green"}
@@ -135,7 +135,7 @@ def ranked_lists(matrix, loaded, method: str, components: Sequence[str] = (),
               f" {matrix['metric'][tgt]})", "",
               "| rank | source | score | measured | gain |",
               "|---|---|---|---|---|"]
-    for i, n in enumerate(ranking.rank_order(scores), 1):
+    for i, n in enumerate(rank_lib.rank_order(scores), 1):
       c = cells[n]
       lines.append(f"| {i} | {n} | {scores[n]:.4f} | {c['mean']:.4f} ± "
                    f"{c['std']:.4f} | {100 * c.get('gain', 0):+.1f}% |")
@@ -147,19 +147,17 @@ def report_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
   """Writes the figures and report.md into the workdir."""
   out_dir = workdir or "report"
   os.makedirs(out_dir, exist_ok=True)
-  loaded = {n: library_lib.load(config.library, n)
-            for n in library_lib.tasks(config.library)}
+  loaded, _ = library_lib.load_all(config.library)
   extra = config.report.target_library
   if extra:
-    for n in library_lib.tasks(extra):
-      loaded[n] = library_lib.load(extra, n)
+    loaded.update(library_lib.load_all(extra)[0])
   lines = ["# Task transferability report", ""]
   plot_task_space(loaded, os.path.join(out_dir, "task_space.png"),
                   highlight=config.task if config.report.highlight_target
                   else "")
   lines += ["![task space](task_space.png)", ""]
   if config.report.matrix:
-    matrix = transfer.read_matrix(config.report.matrix)
+    matrix = matrix_lib.read_matrix(config.report.matrix)
     plot_gains(matrix, os.path.join(out_dir, "transfer_gain.png"))
     lines += ["## Measured transfer", "", "![transfer gains]"
               "(transfer_gain.png)", ""]
@@ -167,47 +165,11 @@ def report_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
         config.report.evaluation_md):
       with open(config.report.evaluation_md) as f:
         lines += ["## How well each method ranks", "", f.read(), ""]
-    comps = [c for c in config.rank.components.split(",") if c]
+    comps = files.comma_list(config.rank.components)
     lines += [f"## Rankings ({config.rank.method}) with measured gains", "",
               ranked_lists(matrix, loaded, config.rank.method, comps,
                            config.rank.rrf_k)]
   path = os.path.join(out_dir, "report.md")
-  with open(path + ".tmp", "w") as f:
-    f.write("\n".join(lines) + "\n")
-  os.replace(path + ".tmp", path)
+  files.write_text(path, "\n".join(lines) + "\n")
   logging.info("wrote %s", path)
-  return path
-
-
-def demo_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
-  """The main command: rank the library's tasks for a new target, report.
-
-  Embeds config.task (a held-out offline task, or your own <kind>:<path>)
-  with the library's options unless the library has it, ranks the library's
-  sources, prints the table and writes ranking.json, task_space.png and
-  report.md into the workdir.
-  """
-  out_dir = workdir or "demo"
-  result = rank_lib.rank_stage(config, out_dir)
-  loaded = {n: library_lib.load(config.library, n)
-            for n in library_lib.tasks(config.library)}
-  target_lib = os.path.join(out_dir, "target_library")
-  if config.task not in loaded and os.path.isdir(target_lib):
-    loaded[config.task] = library_lib.load(target_lib, config.task)
-  plot_task_space(loaded, os.path.join(out_dir, "task_space.png"),
-                  highlight=config.task)
-  lines = [f"# Which task should `{config.task}` fine-tune on first?", "",
-           f"Method: `{result['method']}` over the library `{config.library}`"
-           f" ({len(result['sources'])} sources, scope {result['scope']}).",
-           "", "| rank | source | class | score | examples |",
-           "|---|---|---|---|---|"]
-  for s in result["sources"]:
-    lines.append(f"| {s['rank']} | {s['name']} | {s['family']} | "
-                 f"{s['score']:.4f} | {s['num_examples']} |")
-  lines += ["", "![task space](task_space.png)", ""]
-  path = os.path.join(out_dir, "report.md")
-  with open(path + ".tmp", "w") as f:
-    f.write("\n".join(lines))
-  os.replace(path + ".tmp", path)
-  print(f"\nreport: {path}")
   return path

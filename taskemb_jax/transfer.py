@@ -28,8 +28,6 @@ the matrix.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import shutil
 from typing import Any
@@ -41,14 +39,16 @@ from absl import logging
 
 from taskemb_jax import checkpoint
 from taskemb_jax import files
+from taskemb_jax.matrix import (  # noqa: F401  pylint: disable=unused-import
+    BASELINE, MATRIX, MATRIX_CSV, read_matrix, write_matrix)
+from taskemb_jax import data
 from taskemb_jax import recipe
+from taskemb_jax import runs
 from taskemb_jax import tasks as tasks_lib
 from taskemb_jax import train as train_lib
-from taskemb_jax.errors import ConfigError, UserError
+from taskemb_jax import progress
+from taskemb_jax.errors import ConfigError
 
-BASELINE = "_none"
-MATRIX = "transfer_matrix.json"
-MATRIX_CSV = "transfer_matrix.csv"
 RESULT = "result.json"
 
 
@@ -82,11 +82,11 @@ def target_run(config, workdir: str, target: str, source: str,
   settings (init_from relative to the workdir), those of its source run
   (``source.<field>``) and the split and size of its scoring."""
   cfg = target_config(config, workdir, target, source, restart)
-  s = train_lib.run_settings(cfg)
+  s = runs.run_settings(cfg)
   if s.get("init_from"):
     s["init_from"] = os.path.relpath(s["init_from"], workdir)
   if source != BASELINE:
-    s.update((f"source.{k}", v) for k, v in train_lib.run_settings(
+    s.update((f"source.{k}", v) for k, v in runs.run_settings(
         source_config(config, source)).items())
   s["transfer.eval_split"] = cfg.transfer.eval_split
   s["transfer.max_eval_examples"] = cfg.transfer.max_eval_examples
@@ -130,7 +130,11 @@ def _run(cfg, run_dir: str, settings: dict[str, Any], *,
     split = cfg.transfer.eval_split
     if split != "validation":
       result[split] = train_lib.evaluate_run(
-          run_dir, cfg, split, max_examples=cfg.transfer.max_eval_examples)
+          run_dir, split, data_dir=cfg.data_dir or None,
+          window=data.Window.from_config(cfg),
+          batch_size=cfg.eval_batch_size,
+          max_examples=cfg.transfer.max_eval_examples,
+          num_devices=cfg.num_devices, dtype=cfg.dtype)
     result["score"] = result[split][summary["metric"]]
     files.write_json(os.path.join(run_dir, RESULT), result)
     if not keep_checkpoints:
@@ -184,8 +188,8 @@ def transfer_stage(config: ml_collections.ConfigDict,
     if source != BASELINE:
       recipe.finetune_source(source_config(config, source),
                              recipe.source_run_dir(workdir, source))
-    logging.info("run %d/%d: %s -> %s, restart %d", k + 1, len(mine),
-                 source, target, r)
+    progress.say(f"run {k + 1}/{len(mine)}: {source} -> {target}, "
+                 f"restart {r}")
     _run(cfg, run_dir, settings, keep_checkpoints=t.keep_checkpoints)
   if jax.process_index() != 0:
     return merge(config, workdir)
@@ -236,32 +240,3 @@ def merge(config, workdir: str) -> dict[str, Any]:
         cell["gain"] = (cell["mean"] - base["mean"]) / abs(base["mean"])
     matrix["pairs"][tgt] = cells
   return matrix
-
-
-def write_matrix(matrix: dict[str, Any], workdir: str) -> None:
-  """Writes transfer_matrix.json and .csv (each atomically)."""
-  files.write_json(os.path.join(workdir, MATRIX), matrix)
-  buf = io.StringIO()
-  w = csv.writer(buf)
-  w.writerow(["target", "source", "metric", "mean", "std", "gain", "runs"])
-  for tgt in matrix["targets"]:
-    base = matrix["baseline"].get(tgt)
-    if base:
-      w.writerow([tgt, BASELINE, matrix["metric"][tgt], f"{base['mean']:.6g}",
-                  f"{base['std']:.6g}", "", len(base["runs"])])
-    for src, cell in matrix["pairs"][tgt].items():
-      w.writerow([tgt, src, matrix["metric"][tgt], f"{cell['mean']:.6g}",
-                  f"{cell['std']:.6g}",
-                  f"{cell['gain']:.6g}" if "gain" in cell else "",
-                  len(cell["runs"])])
-  files.write_text(os.path.join(workdir, MATRIX_CSV), buf.getvalue())
-
-
-def read_matrix(path: str) -> dict[str, Any]:
-  """The transfer matrix in a file or a sweep's workdir."""
-  if os.path.isdir(path):
-    path = os.path.join(path, MATRIX)
-  if not os.path.exists(path):
-    raise UserError(f"{path}: no transfer matrix (run the transfer stage "
-                    "first)")
-  return files.read_json(path)

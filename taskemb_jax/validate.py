@@ -2,7 +2,7 @@
 
 `check_config(config)` is called by `main.run` before dispatching a stage
 and by `train.train_and_evaluate` (run configs are also built in code, e.g.
-by the transfer sweep); `check_max_length(config, bert_config)` where the
+by the transfer sweep); `check_max_length(max_length, bert_config, model)` where the
 model's sizes are known (`train.model_spec`). A violation is a `ConfigError`
 of one line, ``config.<field>=<value>: <what is allowed>`` (several joined
 by ``; ``).
@@ -98,13 +98,12 @@ def check_config(config: ml_collections.ConfigDict,
     raise ConfigError("; ".join(found))
 
 
-def check_max_length(config: ml_collections.ConfigDict, bert_config) -> None:
+def check_max_length(max_length: Any, bert_config, model: str) -> None:
   """max_length must fit the model's position embeddings."""
   limit = bert_config.max_position_embeddings
-  value = config.get("max_length")
-  if _int(value) and value > limit:
-    raise ConfigError(_line("max_length", value, f"at most {limit}, the "
-                            f"position embeddings of model {config.model!r}"))
+  if _int(max_length) and max_length > limit:
+    raise ConfigError(_line("max_length", max_length, f"at most {limit}, the "
+                            f"position embeddings of model {model!r}"))
 
 
 def _line(field: str, value: Any, allowed: str) -> str:

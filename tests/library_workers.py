@@ -6,7 +6,7 @@ import traceback
 
 import numpy as np
 
-from taskemb_jax import library, ranking
+from taskemb_jax import library, rank
 
 BASE = {"model": "m", "tokenizer": "t"}
 TASKEMB_OPTS = {"estimator": "empirical", "components": ["layer_0/output",
@@ -86,7 +86,7 @@ def read_pass(lib):
   for got in loaded:
     check_consistent(got)
   texts = [g["textemb"] for g in loaded if g["textemb"] is not None]
-  ranking.cosine_scores(texts[0], np.stack(texts[1:] + texts[:1]))
+  rank.cosine_scores(texts[0], np.stack(texts[1:] + texts[:1]))
 
 
 def read_until(lib, stop, passes, results):

@@ -11,8 +11,8 @@ from flax import nnx
 
 import synthetic
 from configs import tiny
-from taskemb_jax import embeddings, heads, input_pipeline, library, sharding
-from taskemb_jax import train
+from taskemb_jax import data, embed, embeddings, encoders, heads, input_pipeline
+from taskemb_jax import library, sharding
 from taskemb_jax.model import PRESETS, component_names
 
 CFG = PRESETS["tiny"].replace(hidden_dropout_prob=0.1,
@@ -24,7 +24,7 @@ def tokenizer():
   global TOKENIZER
   if TOKENIZER is None:
     TOKENIZER = input_pipeline.load_tokenizer(
-        train.model_spec(tiny.get_config()).tokenizer_dir)
+        encoders.spec_from_config(tiny.get_config()).tokenizer_dir)
   return TOKENIZER
 
 
@@ -41,7 +41,7 @@ def make(kind, n=12, max_length=64, seed=0):
   # Larger head weights so that gradients are far from zero everywhere.
   head = model.qa_outputs if kind == "qa" else model.classifier
   head.kernel.value = head.kernel.value * 50
-  return model, train.Split(records, feats)
+  return model, data.Split(records, feats)
 
 
 def batch_of(split, batch_size, buckets=(32, 64)):
@@ -121,7 +121,9 @@ def test_invariant_to_batch_size_and_padding(kind):
   results = []
   for batch_size, max_length in ((4, 64), (16, 64), (16, 128)):
     cfg.eval_batch_size, cfg.max_length = batch_size, max_length
-    emb, n = embeddings.compute_taskemb(model, split, cfg, mesh, opts)
+    emb, n = embeddings.compute_taskemb(model, split, mesh, opts,
+                                        batch_size=batch_size,
+                                        max_length=max_length)
     assert n == len(split.features["input_ids"])
     results.append(emb)
   for other in results[1:]:
@@ -222,7 +224,9 @@ def test_param_fisher_vmap_matches_a_loop():
 def test_textemb_is_the_mean_of_token_means():
   model, split = make("classification", n=5)
   cfg = tiny.get_config()
-  vec, n = embeddings.compute_textemb(model, split, cfg, sharding.make_mesh())
+  vec, n = embeddings.compute_textemb(model, split, sharding.make_mesh(),
+                                      batch_size=cfg.eval_batch_size,
+                                      max_length=cfg.max_length)
   assert n == 5
   means = []
   for ids, types in zip(split.features["input_ids"],
@@ -248,8 +252,8 @@ def _tiny_classification_config(tmp_path, n_train: int, n_val: int):
 def test_stages_write_the_library(tmp_path):
   cfg = _tiny_classification_config(tmp_path, n_train=64, n_val=32)
   cfg.embed.num_examples = 40
-  embeddings.textemb_stage(cfg, str(tmp_path / "wd"))
-  emb = embeddings.taskemb_stage(cfg, str(tmp_path / "wd"))
+  embed.textemb_stage(cfg, str(tmp_path / "wd"))
+  emb = embed.taskemb_stage(cfg, str(tmp_path / "wd"))
   assert set(emb) == set(component_names(CFG))
   entry = library.load(cfg.library, cfg.task)
   assert entry["textemb"].shape == (32,)
@@ -259,11 +263,11 @@ def test_stages_write_the_library(tmp_path):
   # The same again needs an explicit overwrite; nothing is damaged.
   before = json.load(open(tmp_path / "lib" / "manifest.json"))
   with pytest.raises(library.LibraryError, match="overwrite"):
-    embeddings.taskemb_stage(cfg, str(tmp_path / "wd"))
+    embed.taskemb_stage(cfg, str(tmp_path / "wd"))
   assert json.load(open(tmp_path / "lib" / "manifest.json")) == before
   # Deterministic: recomputing with overwrite gives identical arrays.
   cfg.overwrite = True
-  again = embeddings.taskemb_stage(cfg, str(tmp_path / "wd"))
+  again = embed.taskemb_stage(cfg, str(tmp_path / "wd"))
   for c in emb:
     np.testing.assert_array_equal(emb[c], again[c])
 
@@ -271,10 +275,10 @@ def test_stages_write_the_library(tmp_path):
 def test_head_mode_trains_only_the_head(tmp_path):
   cfg = _tiny_classification_config(tmp_path, n_train=32, n_val=16)
   cfg.embed.finetune = "head"
-  embeddings.taskemb_stage(cfg, str(tmp_path / "wd"))
-  tuned, _, _ = train.load_finetuned(str(tmp_path / "wd" / "finetune"))
-  fresh = train.create_model(train.model_spec(cfg), "classification", 2,
-                             seed=cfg.seed)
+  embed.taskemb_stage(cfg, str(tmp_path / "wd"))
+  tuned, _, _ = encoders.load_finetuned(str(tmp_path / "wd" / "finetune"))
+  fresh = encoders.create_model(encoders.spec_from_config(cfg),
+                                "classification", 2, seed=cfg.seed)
   a, b = nnx.state(tuned), nnx.state(fresh)
   jax.tree.map(np.testing.assert_array_equal, a["bert"], b["bert"])
   assert not np.allclose(a["classifier"]["kernel"].value,

@@ -141,7 +141,7 @@ def test_kill_at_any_point_leaves_old_or_new(tmp_path, monkeypatch, kill_at):
       raise KeyboardInterrupt("killed")
     return real_replace(src, dst)
 
-  monkeypatch.setattr(library.os, "replace", dying_replace)
+  monkeypatch.setattr(library.store.os, "replace", dying_replace)
   new_text, new_task = emb(1)
   try:
     library.add(lib, entry("a"), textemb=new_text, taskemb=new_task,
@@ -150,7 +150,7 @@ def test_kill_at_any_point_leaves_old_or_new(tmp_path, monkeypatch, kill_at):
     finished = True
   except KeyboardInterrupt:
     finished = False
-  monkeypatch.setattr(library.os, "replace", real_replace)
+  monkeypatch.setattr(library.store.os, "replace", real_replace)
   listing = snapshot(lib)
   got = library.load(lib, "a")  # Reads around an interrupted swap.
   assert snapshot(lib) == listing  # Reading changes nothing.

@@ -7,7 +7,8 @@ import numpy as np
 
 import synthetic
 from configs import tiny
-from taskemb_jax import embeddings, evaluation, library, recipe, report, transfer
+from taskemb_jax import demo, embed, evaluation, library, recipe, report
+from taskemb_jax import transfer
 
 
 def test_library_sweep_evaluate_report_and_demo(tmp_path):
@@ -28,14 +29,14 @@ def test_library_sweep_evaluate_report_and_demo(tmp_path):
   cfg.embed.num_examples = 24
   work = str(tmp_path / "work")
 
-  embeddings.build_library_stage(cfg, work)
+  embed.build_library_stage(cfg, work)
   assert library.tasks(cfg.library) == sorted(names)
   entry = library.load(cfg.library, names[0])["entry"]
   # Library fine-tuning is the sweep's source run: shared, not redone.
   src = recipe.source_run_dir(work, names[0])
   assert entry["taskemb"]["finetune"] == "full" and os.path.isdir(src)
   mtime = os.path.getmtime(os.path.join(src, "metrics.json"))
-  embeddings.build_library_stage(cfg, work)  # Resumable: nothing to do.
+  embed.build_library_stage(cfg, work)  # Resumable: nothing to do.
 
   matrix = transfer.transfer_stage(cfg, work)
   assert os.path.getmtime(os.path.join(src, "metrics.json")) == mtime
@@ -72,7 +73,7 @@ def test_library_sweep_evaluate_report_and_demo(tmp_path):
   cfg.task = f"qa:{data['qa']}"
   cfg.rank.method = "textemb+taskemb"
   demo_dir = str(tmp_path / "demo")
-  report.demo_stage(cfg, demo_dir)
+  demo.demo_stage(cfg, demo_dir)
   ranking = json.load(open(os.path.join(demo_dir, "ranking.json")))
   assert sorted(s["name"] for s in ranking["sources"]) == sorted(names)
   assert [s["rank"] for s in ranking["sources"]] == [1, 2, 3]

@@ -7,7 +7,7 @@ import pytest
 import scipy.stats
 import sklearn.metrics
 
-from taskemb_jax import ranking
+from taskemb_jax import evaluation, logme, rank
 
 LOG2_3 = np.log2(3.0)
 
@@ -17,38 +17,38 @@ LOG2_3 = np.log2(3.0)
 
 def test_cosine_scores_hand_case():
   sources = np.array([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0], [1.0, 1.0]])
-  scores = ranking.cosine_scores(np.array([2.0, 0.0]), sources)
+  scores = rank.cosine_scores(np.array([2.0, 0.0]), sources)
   np.testing.assert_allclose(scores, [1.0, 0.0, -1.0, 1 / np.sqrt(2)], atol=1e-15)
   assert scores.dtype == np.float64
 
 
 def test_cosine_scores_errors():
   with pytest.raises(ValueError):
-    ranking.cosine_scores(np.zeros(2), np.ones((3, 2)))
+    rank.cosine_scores(np.zeros(2), np.ones((3, 2)))
   with pytest.raises(ValueError):
-    ranking.cosine_scores(np.ones(2), np.array([[1.0, 0.0], [0.0, 0.0]]))
+    rank.cosine_scores(np.ones(2), np.array([[1.0, 0.0], [0.0, 0.0]]))
   with pytest.raises(ValueError):
-    ranking.cosine_scores(np.ones(3), np.ones((3, 2)))
+    rank.cosine_scores(np.ones(3), np.ones((3, 2)))
 
 
 def test_rank_order_breaks_ties_by_name():
   scores = {"mnli": 0.5, "boolq": 0.9, "cola": 0.5, "anli": 0.1}
-  assert ranking.rank_order(scores) == ["boolq", "cola", "mnli", "anli"]
+  assert rank.rank_order(scores) == ["boolq", "cola", "mnli", "anli"]
 
 
 def test_reciprocal_rank_fusion_hand_case():
   rankings = [["a", "b", "c"], ["b", "a"]]
-  fused = ranking.reciprocal_rank_fusion(rankings, k=1.0)
+  fused = rank.reciprocal_rank_fusion(rankings, k=1.0)
   assert fused == pytest.approx({"a": 1 / 2 + 1 / 3, "b": 1 / 3 + 1 / 2, "c": 1 / 4})
-  assert ranking.rank_order(fused) == ["a", "b", "c"]
-  weighted = ranking.reciprocal_rank_fusion(rankings, k=1.0, weights=[2.0, 1.0])
+  assert rank.rank_order(fused) == ["a", "b", "c"]
+  weighted = rank.reciprocal_rank_fusion(rankings, k=1.0, weights=[2.0, 1.0])
   assert weighted == pytest.approx({"a": 2 / 2 + 1 / 3, "b": 2 / 3 + 1 / 2, "c": 2 / 4})
-  default_k = ranking.reciprocal_rank_fusion([["x", "y"]])
+  default_k = rank.reciprocal_rank_fusion([["x", "y"]])
   assert default_k == pytest.approx({"x": 1 / 61, "y": 1 / 62})
   with pytest.raises(ValueError):
-    ranking.reciprocal_rank_fusion(rankings, weights=[1.0])
+    rank.reciprocal_rank_fusion(rankings, weights=[1.0])
   with pytest.raises(ValueError):
-    ranking.reciprocal_rank_fusion([["a", "a"]])
+    rank.reciprocal_rank_fusion([["a", "a"]])
 
 
 # ----------------------------------------------------------------------------
@@ -60,16 +60,16 @@ def test_ndcg_hand_cases():
   pred = np.array([0.1, 0.9, 0.5])  # Predicted order: 2, 1, 3 (by relevance).
   dcg = 2 / 1 + 1 / LOG2_3 + 3 / 2
   idcg = 3 / 1 + 2 / LOG2_3 + 1 / 2
-  assert ranking.ndcg(true, pred) == pytest.approx(dcg / idcg)
-  assert ranking.ndcg(true, pred, k=1) == pytest.approx(2 / 3)
-  assert ranking.ndcg(true, pred, k=2) == pytest.approx(
+  assert evaluation.ndcg(true, pred) == pytest.approx(dcg / idcg)
+  assert evaluation.ndcg(true, pred, k=1) == pytest.approx(2 / 3)
+  assert evaluation.ndcg(true, pred, k=2) == pytest.approx(
       (2 + 1 / LOG2_3) / (3 + 2 / LOG2_3))
   # Tied top two share their mean gain 1.5 over positions 1 and 2.
-  tied = ranking.ndcg(np.array([3.0, 0.0, 1.0]), np.array([1.0, 1.0, 0.0]))
+  tied = evaluation.ndcg(np.array([3.0, 0.0, 1.0]), np.array([1.0, 1.0, 0.0]))
   assert tied == pytest.approx((1.5 * (1 + 1 / LOG2_3) + 1 / 2) / (3 + 1 / LOG2_3))
-  assert ranking.ndcg(np.zeros(3), pred) == 0.0
+  assert evaluation.ndcg(np.zeros(3), pred) == 0.0
   with pytest.raises(ValueError):
-    ranking.ndcg(np.array([1.0, -1.0]), np.array([0.0, 1.0]))
+    evaluation.ndcg(np.array([1.0, -1.0]), np.array([0.0, 1.0]))
 
 
 def test_ndcg_matches_sklearn():
@@ -85,32 +85,32 @@ def test_ndcg_matches_sklearn():
       true = rng.random(n) * 10.0
     k = None if case % 2 == 0 else int(rng.integers(1, n + 3))
     expected = sklearn.metrics.ndcg_score([true], [pred], k=k)
-    assert ranking.ndcg(true, pred, k=k) == pytest.approx(expected, abs=1e-12), case
+    assert evaluation.ndcg(true, pred, k=k) == pytest.approx(expected, abs=1e-12), case
 
 
 def test_rank_of_best_and_regret_hand_cases():
   true = np.array([3.0, 2.0, 1.0])
   pred = np.array([0.5, 0.9, 0.1])  # Best source (index 0) predicted second.
-  assert ranking.rank_of_best(true, pred) == 2.0
-  assert ranking.regret_at_k(true, pred, 1) == pytest.approx((3 - 2) / 3)
-  assert ranking.regret_at_k(true, pred, 2) == 0.0
-  assert ranking.regret_at_k(true, pred, 10) == 0.0
+  assert evaluation.rank_of_best(true, pred) == 2.0
+  assert evaluation.regret_at_k(true, pred, 1) == pytest.approx((3 - 2) / 3)
+  assert evaluation.regret_at_k(true, pred, 2) == 0.0
+  assert evaluation.regret_at_k(true, pred, 10) == 0.0
   # Predicted tie with the best at the top: average position 1.5.
-  assert ranking.rank_of_best(true, np.array([0.9, 0.9, 0.1])) == 1.5
+  assert evaluation.rank_of_best(true, np.array([0.9, 0.9, 0.1])) == 1.5
   # Tie for the best true metric: the better placed one (position 2) counts.
-  assert ranking.rank_of_best(np.array([3.0, 3.0, 1.0]),
+  assert evaluation.rank_of_best(np.array([3.0, 3.0, 1.0]),
                               np.array([0.1, 0.5, 0.9])) == 2.0
   # Predicted tie at the cut-off is broken by source index.
-  assert ranking.regret_at_k(np.array([1.0, 2.0]), np.array([0.5, 0.5]), 1) == 0.5
+  assert evaluation.regret_at_k(np.array([1.0, 2.0]), np.array([0.5, 0.5]), 1) == 0.5
   with pytest.raises(ValueError):
-    ranking.regret_at_k(np.array([-1.0, 0.0]), np.array([1.0, 0.0]), 1)
+    evaluation.regret_at_k(np.array([-1.0, 0.0]), np.array([1.0, 0.0]), 1)
 
 
 def test_average_rank_of_best():
   cases = [(np.array([3.0, 2.0, 1.0]), np.array([0.5, 0.9, 0.1])),  # 2
            (np.array([3.0, 2.0, 1.0]), np.array([0.9, 0.9, 0.1])),  # 1.5
            (np.array([0.0, 5.0]), np.array([0.0, 1.0]))]            # 1
-  assert ranking.average_rank_of_best(cases) == pytest.approx(4.5 / 3)
+  assert evaluation.average_rank_of_best(cases) == pytest.approx(4.5 / 3)
 
 
 def test_spearman_matches_scipy_with_ties():
@@ -120,10 +120,10 @@ def test_spearman_matches_scipy_with_ties():
     y = x + rng.integers(0, 3, 12)
     if np.all(x == x[0]) or np.all(y == y[0]):
       continue
-    assert ranking.spearman(x, y) == pytest.approx(scipy.stats.spearmanr(x, y)[0])
-  assert ranking.spearman(np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0, 2.0])) == (
+    assert evaluation.spearman(x, y) == pytest.approx(scipy.stats.spearmanr(x, y)[0])
+  assert evaluation.spearman(np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0, 2.0])) == (
       pytest.approx(-0.5))
-  assert ranking.spearman(np.ones(4), np.arange(4.0)) == 0.0
+  assert evaluation.spearman(np.ones(4), np.arange(4.0)) == 0.0
 
 
 # ----------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_logme_evidence_equals_brute_force_and_is_a_maximum(n, d):
   rng = np.random.default_rng(n * 100 + d)
   f = rng.normal(size=(n, d))
   y = f @ rng.normal(size=d) * 0.5 + rng.normal(size=n) * 0.3
-  evidence, alpha, beta = ranking.logme_evidence(f, y)
+  evidence, alpha, beta = logme.logme_evidence(f, y)
   weight_form, marginal_form = _brute_force_evidence(f, y, alpha, beta)
   assert evidence == pytest.approx(weight_form, rel=1e-9, abs=1e-9)
   assert evidence == pytest.approx(marginal_form, rel=1e-9, abs=1e-9)
@@ -170,7 +170,7 @@ def test_logme_rank_deficient_features_match_brute_force():
   base = rng.normal(size=(25, 3))
   f = np.concatenate([base, base[:, :2] * 2.0], axis=1)  # [25, 5], rank 3.
   y = base[:, 0] + rng.normal(size=25) * 0.5
-  evidence, alpha, beta = ranking.logme_evidence(f, y)
+  evidence, alpha, beta = logme.logme_evidence(f, y)
   assert evidence == pytest.approx(
       _brute_force_evidence(f, y, alpha, beta)[1], rel=1e-9)
 
@@ -179,19 +179,19 @@ def test_logme_classification_is_mean_over_one_hot_columns():
   rng = np.random.default_rng(4)
   f = rng.normal(size=(30, 4))
   labels = rng.integers(0, 3, 30)
-  expected = np.mean([ranking.logme_evidence(f, (labels == c).astype(float))[0]
+  expected = np.mean([logme.logme_evidence(f, (labels == c).astype(float))[0]
                       for c in range(3)])
-  assert ranking.logme(f, labels) == pytest.approx(expected, rel=1e-12)
-  assert ranking.logme(f, labels) == ranking.logme(f, labels)  # Deterministic.
+  assert logme.logme(f, labels) == pytest.approx(expected, rel=1e-12)
+  assert logme.logme(f, labels) == logme.logme(f, labels)  # Deterministic.
   # Regression: [n] and [n, m] targets.
   targets = rng.normal(size=(30, 2))
-  assert ranking.logme(f, targets[:, 0], regression=True) == pytest.approx(
-      ranking.logme_evidence(f, targets[:, 0])[0], rel=1e-12)
-  assert ranking.logme(f, targets, regression=True) == pytest.approx(
-      np.mean([ranking.logme_evidence(f, targets[:, j])[0] for j in range(2)]),
+  assert logme.logme(f, targets[:, 0], regression=True) == pytest.approx(
+      logme.logme_evidence(f, targets[:, 0])[0], rel=1e-12)
+  assert logme.logme(f, targets, regression=True) == pytest.approx(
+      np.mean([logme.logme_evidence(f, targets[:, j])[0] for j in range(2)]),
       rel=1e-12)
   with pytest.raises(ValueError):
-    ranking.logme(f, labels.astype(float))  # Classification needs int ids.
+    logme.logme(f, labels.astype(float))  # Classification needs int ids.
 
 
 def test_logme_prefers_informative_features_and_ignores_order():
@@ -201,12 +201,12 @@ def test_logme_prefers_informative_features_and_ignores_order():
   informative = rng.normal(size=(n, d)) * 0.1
   informative[:, :num_classes] += np.eye(num_classes)[labels]
   random = rng.normal(size=(n, d))
-  good = ranking.logme(informative, labels)
-  bad = ranking.logme(random, labels)
+  good = logme.logme(informative, labels)
+  bad = logme.logme(random, labels)
   assert good > bad + 0.5
   perm = rng.permutation(n)
-  assert ranking.logme(informative[perm], labels[perm]) == pytest.approx(good, rel=1e-10)
+  assert logme.logme(informative[perm], labels[perm]) == pytest.approx(good, rel=1e-10)
   # Regression targets that are a linear function of the features.
   y = random @ rng.normal(size=d)
-  assert (ranking.logme(random, y, regression=True)
-          > ranking.logme(rng.normal(size=(n, d)), y, regression=True))
+  assert (logme.logme(random, y, regression=True)
+          > logme.logme(rng.normal(size=(n, d)), y, regression=True))

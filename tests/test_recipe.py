@@ -10,7 +10,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from configs import offline_study, tiny
-from taskemb_jax import files, recipe
+from taskemb_jax import files, recipe, runs
 from taskemb_jax import train as train_lib
 from taskemb_jax.errors import ConfigError
 
@@ -90,6 +90,16 @@ def test_precedence_of_the_groups():
   assert recipe.run_config(config, "wn-defqa", examples=5,
                            seed=1).num_epochs == 4
   assert c.transfer.all.learning_rate is None  # Unset placeholders stay None.
+  # Per-class target groups apply last, to target runs of that class only.
+  config.transfer.target.qa.train_examples = 3
+  config.transfer.target.qa.dropout = 0.2
+  qa_target = recipe.run_config(config, "wn-defqa", examples=5, seed=1,
+                                target=True)
+  assert (qa_target.train_examples, qa_target.dropout) == (3, 0.2)
+  assert recipe.run_config(config, "wn-defqa", examples=5,
+                           seed=1).train_examples == 5  # A source.
+  assert recipe.run_config(config, "mr-polarity", examples=5, seed=1,
+                           target=True).train_examples == 5
 
 
 def test_groups_are_typed():
@@ -181,13 +191,13 @@ def test_finetune_source_refuses_a_source_of_other_settings(tmp_path,
   config = tiny.get_config()
   cfg = recipe.run_config(config, "mr-polarity", examples=32, seed=0)
   run = recipe.source_run_dir(str(tmp_path), "mr-polarity")
-  other = train_lib.run_settings(cfg)
+  other = runs.run_settings(cfg)
   other["train_examples"] = 1000
   files.write_json(os.path.join(run, recipe.SETTINGS), other)
   trained = []
   monkeypatch.setattr(train_lib, "train_and_evaluate",
                       lambda c, d: trained.append(d))
-  monkeypatch.setattr(train_lib, "is_finished", lambda d, c: bool(trained))
+  monkeypatch.setattr(runs, "is_finished", lambda d, c: bool(trained))
   with pytest.raises(ConfigError, match="train_examples: 1000 there, 32 "
                      "here"):
     recipe.finetune_source(cfg, run)
@@ -197,6 +207,6 @@ def test_finetune_source_refuses_a_source_of_other_settings(tmp_path,
   recipe.finetune_source(cfg, run)  # Discarded and fine-tuned afresh.
   assert trained == [run]
   assert files.read_json(os.path.join(run, recipe.SETTINGS)) == \
-      train_lib.run_settings(cfg)
+      runs.run_settings(cfg)
   recipe.finetune_source(cfg, run)  # Finished: reused.
   assert trained == [run]

@@ -14,7 +14,9 @@ from flax import nnx
 
 import synthetic
 from configs import tiny
-from taskemb_jax import checkpoint, embeddings, files, pretrained, tasks, train
+from taskemb_jax import checkpoint, embed, encoders, files, pretrained
+from taskemb_jax import runs, tasks, train
+from taskemb_jax import data as data_lib
 from taskemb_jax.errors import ConfigError
 
 
@@ -67,7 +69,7 @@ def test_identity_is_recorded_first(run_a, data):
   assert ident["eval_data"]["records"] == 16
   assert ident["base_model"]["name"] == "tiny"
   assert ident["base_model"]["weights"].startswith("random-")
-  assert ident["settings"] == train.run_settings(config(data["a"]))
+  assert ident["settings"] == runs.run_settings(config(data["a"]))
 
 
 def test_another_task_in_the_workdir_stops_with_one_line(run_a, data):
@@ -84,10 +86,10 @@ def test_another_task_in_the_workdir_stops_with_one_line(run_a, data):
                       "another --workdir")
   assert len(msg) < 600
   with pytest.raises(ConfigError) as again:
-    train.is_finished(workdir, config(data["b"]))
+    runs.is_finished(workdir, config(data["b"]))
   assert str(again.value) == msg
   assert_unchanged(before, workdir)
-  assert train.is_finished(workdir, config(data["a"]))
+  assert runs.is_finished(workdir, config(data["a"]))
 
 
 def test_a_changed_setting_is_named_old_and_new(run_a, data):
@@ -97,7 +99,7 @@ def test_a_changed_setting_is_named_old_and_new(run_a, data):
               config(data["a"], learning_rate=2e-3, num_epochs=2)):
     with pytest.raises(ConfigError,
                        match=r"settings\.learning_rate 0\.001 -> 0\.002"):
-      train.is_finished(workdir, cfg)
+      runs.is_finished(workdir, cfg)
     with pytest.raises(ConfigError, match="learning_rate"):
       train.train_and_evaluate(cfg, workdir)
   assert_unchanged(before, workdir)
@@ -109,7 +111,7 @@ def test_settings_that_do_not_change_the_result_reuse_the_run(
   cfg = config(data["a"], eval_batch_size=16, save_latest=False,
                checkpoint_every_steps=1, compilation_cache="/tmp/elsewhere",
                num_devices=1, library="other-library", stage="taskemb")
-  assert train.is_finished(workdir, cfg)
+  assert runs.is_finished(workdir, cfg)
 
   def no_training(*args):
     raise AssertionError("trained again")
@@ -135,14 +137,14 @@ def test_changed_records_are_seen_after_subsampling(data, tmp_path):
   train.train_and_evaluate(config(folder), workdir)
   records = tasks.read_file(os.path.join(folder, "train.jsonl"),
                             "classification")
-  used = train.subsample(records, 32, 0)
+  used = data_lib.subsample(records, 32, 0)
   _edit(f"{folder}/train.jsonl",
         next(i for i, r in enumerate(records) if r not in used))
-  assert train.is_finished(workdir, config(folder))
+  assert runs.is_finished(workdir, config(folder))
   shutil.copy(f"{folder}/validation.jsonl", str(tmp_path / "val"))
   _edit(f"{folder}/validation.jsonl", 3)
   with pytest.raises(ConfigError) as err:
-    train.is_finished(workdir, config(folder))
+    runs.is_finished(workdir, config(folder))
   assert "holds another run: eval_data.sha256 " in str(err.value)
   assert "train_data" not in str(err.value)
   shutil.copy(str(tmp_path / "val"), f"{folder}/validation.jsonl")
@@ -164,14 +166,14 @@ def test_overwrite_discards_the_other_run(run_a, data, tmp_path):
   b, _ = checkpoint.restore(str(tmp_path / "b"), checkpoint.BEST)
   jax.tree.map(np.testing.assert_array_equal, a, b)
   # A finished run of another identity is not finished under overwrite.
-  assert not train.is_finished(workdir, config(data["a"], overwrite=True))
+  assert not runs.is_finished(workdir, config(data["a"], overwrite=True))
 
 
 def test_a_run_without_recorded_identity_is_not_reused(run_a, data, tmp_path):
   workdir = copy_run(run_a[0], tmp_path / "w")
   os.remove(os.path.join(workdir, "identity.json"))
   with pytest.raises(ConfigError, match="without a recorded identity"):
-    train.is_finished(workdir, config(data["a"]))
+    runs.is_finished(workdir, config(data["a"]))
   with pytest.raises(ConfigError, match="without a recorded identity"):
     train.train_and_evaluate(config(data["a"]), workdir)
 
@@ -182,15 +184,15 @@ def test_taskemb_reuses_only_its_own_finetuning_run(run_a, data, tmp_path):
   cfg = config(data["b"])
   cfg.embed.finetuned = run_a[0]
   task = tasks.get_task(cfg.task)
-  spec = train.model_spec(cfg)
+  spec = encoders.spec_from_config(cfg)
   with pytest.raises(ConfigError, match="holds another run"):
-    embeddings.finetuned_model(cfg, task, spec, "", None)
+    embed.finetuned_model(cfg, task, spec, "", None)
   cfg = config(data["b"])
   cfg.embed.finetune = "head"
-  first, _ = embeddings.finetuned_model(cfg, task, spec, str(tmp_path), None)
+  first, _ = embed.finetuned_model(cfg, task, spec, str(tmp_path), None)
   assert files.read_json(str(tmp_path / "finetune" / "identity.json"))[
       "settings"]["freeze_encoder"] is True
-  again, _ = embeddings.finetuned_model(cfg, task, spec, str(tmp_path), None)
+  again, _ = embed.finetuned_model(cfg, task, spec, str(tmp_path), None)
   jax.tree.map(np.testing.assert_array_equal,
                nnx_params(first), nnx_params(again))
 
@@ -206,14 +208,14 @@ def test_weight_fingerprints_are_cached_until_the_files_change(
   (folder / "config.json").write_text("{}")
   (folder / "model.safetensors").write_bytes(b"weights")
   names = ("config.json", "model.safetensors")
-  fp = checkpoint.file_fingerprint(str(folder), names)
+  fp = pretrained.fingerprint(str(folder), names)
   assert fp == pretrained.fingerprint(str(folder))
-  calls = []
-  real = pretrained.fingerprint
-  monkeypatch.setattr(pretrained, "fingerprint",
-                      lambda *a, **k: calls.append(a) or real(*a, **k))
-  assert checkpoint.file_fingerprint(str(folder), names) == fp
+  calls = []  # Files the fingerprint reads.
+  monkeypatch.setattr(pretrained, "open",
+                      lambda path, *a: calls.append(path) or open(path, *a),
+                      raising=False)
+  assert pretrained.fingerprint(str(folder), names) == fp
   assert not calls  # Cached.
   (folder / "model.safetensors").write_bytes(b"other weights")
-  assert checkpoint.file_fingerprint(str(folder), names) != fp
-  assert len(calls) == 1
+  assert pretrained.fingerprint(str(folder), names) != fp
+  assert len(calls) == 2  # Both files hashed again.

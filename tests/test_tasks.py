@@ -21,7 +21,7 @@ import datasets
 import numpy as np
 import pytest
 
-from taskemb_jax import bank, metrics, tasks
+from taskemb_jax import bank, metrics, paper_tasks, tasks
 from taskemb_jax.errors import DataError
 
 HUB = Path(__file__).parent / "fixtures" / "hub"
@@ -45,7 +45,7 @@ FIXTURES = _load_fixtures()
 
 
 class FakeHub:
-  """Stands in for `tasks._load_hub`; records every (path, name, split)."""
+  """Stands in for `paper_tasks._load_hub`; records every (path, name, split)."""
 
   def __init__(self):
     self.calls: list[tuple[str, str | None, str]] = []
@@ -66,7 +66,7 @@ class FakeHub:
 @pytest.fixture
 def hub(monkeypatch):
   fake = FakeHub()
-  monkeypatch.setattr(tasks, "_load_hub", fake)
+  monkeypatch.setattr(paper_tasks, "_load_hub", fake)
   return fake
 
 
@@ -74,7 +74,7 @@ def hub(monkeypatch):
 def no_hub(monkeypatch):
   def fail(path, name, split):
     raise AssertionError(f"the hub was asked for {path}/{name} {split}")
-  monkeypatch.setattr(tasks, "_load_hub", fail)
+  monkeypatch.setattr(paper_tasks, "_load_hub", fail)
 
 
 def _check_records(task: tasks.Task, records):
@@ -271,7 +271,7 @@ def test_duorc_answers_must_occur_in_the_plot(hub):
 
 
 def test_boolq_ids_are_stable_across_processes():
-  code = ("from taskemb_jax import tasks; print(tasks._boolq("
+  code = ("from taskemb_jax import paper_tasks; print(paper_tasks._boolq("
           "{'question': 'is it', 'answer': True, 'passage': 'It is.'}, "
           "None)['id'])")
   ids = set()

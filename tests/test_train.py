@@ -13,7 +13,7 @@ from flax import nnx
 
 import synthetic
 from configs import tiny
-from taskemb_jax import checkpoint, heads, pretrained, train
+from taskemb_jax import checkpoint, encoders, heads, predict, pretrained, train
 from taskemb_jax.errors import DataError, UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,7 +75,7 @@ def test_resume_after_kill_reaches_the_same_result(data, tmp_path, monkeypatch):
   full = train.train_and_evaluate(cfg, str(tmp_path / "full"))
 
   calls = {"n": 0}
-  real_update = train.Progress.update
+  real_update = train.progress.Progress.update
 
   def dying_update(self, n, **kw):
     if self.name == "train":
@@ -84,10 +84,10 @@ def test_resume_after_kill_reaches_the_same_result(data, tmp_path, monkeypatch):
         raise KeyboardInterrupt
     return real_update(self, n, **kw)
 
-  monkeypatch.setattr(train.Progress, "update", dying_update)
+  monkeypatch.setattr(train.progress.Progress, "update", dying_update)
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(cfg, str(tmp_path / "killed"))
-  monkeypatch.setattr(train.Progress, "update", real_update)
+  monkeypatch.setattr(train.progress.Progress, "update", real_update)
   assert checkpoint.latest_step(str(tmp_path / "killed")) == 20
   resumed = train.train_and_evaluate(cfg, str(tmp_path / "killed"))
   assert resumed["history"] == full["history"]
@@ -101,17 +101,18 @@ sys.path[:0] = [{root!r}, {tests!r}]
 from flax import nnx
 import synthetic
 from configs import tiny
-from taskemb_jax import heads, input_pipeline, sharding, train
+from taskemb_jax import encoders, heads, input_pipeline, sharding, train
 c = tiny.get_config(); c.batch_size = 16
 records = synthetic.make_records("tagging", 16)
-tok = input_pipeline.load_tokenizer(train.model_spec(c).tokenizer_dir)
+tok = input_pipeline.load_tokenizer(encoders.spec_from_config(c).tokenizer_dir)
 labels = ("B-ANIMAL", "O")
 feats = input_pipeline.encode("tagging", records, tok, max_length=64,
                               label_to_id={{"B-ANIMAL": 0, "O": 1}})
 batch = next(input_pipeline.batches(feats, 16, buckets=(32, 64), shuffle=False))
-model = heads.TaskModel(train.model_spec(c).config.replace(
+model = heads.TaskModel(encoders.spec_from_config(c).config.replace(
     hidden_dropout_prob=0.1), "tagging", 2, rngs=nnx.Rngs(0))
-opt = nnx.Optimizer(model, train.create_optimizer(c, 10), wrt=nnx.Param)
+opt = nnx.Optimizer(model, train.create_optimizer(
+    10, **train.optimizer_settings(c)), wrt=nnx.Param)
 mesh = sharding.make_mesh()
 steps = train.Steps(model, "tagging", mesh, opt)
 state = sharding.put_replicated(nnx.state((model, opt)), mesh)
@@ -149,8 +150,8 @@ def test_eight_devices_give_the_same_steps_as_one(tmp_path):
 def test_export_then_our_loader_gives_the_same_logits(trained_cls, tmp_path):
   workdir, _ = trained_cls
   cfg = tiny_config("", export_dir=str(tmp_path / "hf"))
-  out = train.export(cfg, workdir)
-  model, info, _ = train.load_finetuned(workdir)
+  out = predict.export_stage(cfg, workdir)
+  model, info, _ = encoders.load_finetuned(workdir)
   hf_cfg = json.load(open(os.path.join(out, "config.json")))
   assert hf_cfg["architectures"] == ["BertForSequenceClassification"]
   assert hf_cfg["id2label"] == {"0": "negative", "1": "positive"}
@@ -172,7 +173,7 @@ def test_predict_writes_one_row_per_record(trained_cls, data, tmp_path):
                           for r in records))
   cfg = tiny_config("", predict_file=str(path),
                     predict_output=str(tmp_path / "pred.jsonl"))
-  out = train.predict(cfg, workdir)
+  out = predict.predict_stage(cfg, workdir)
   rows = [json.loads(l) for l in open(out)]
   assert len(rows) == 10
   for r, row in zip(records, rows):
@@ -189,7 +190,7 @@ def test_predict_tagging_and_qa_outputs(data, tmp_path):
     ext = "conll" if kind == "tagging" else "jsonl"
     cfg = tiny_config("", predict_file=os.path.join(data[kind],
                                                     f"validation.{ext}"))
-    rows = [json.loads(l) for l in open(train.predict(cfg, workdir))]
+    rows = [json.loads(l) for l in open(predict.predict_stage(cfg, workdir))]
     assert len(rows) == 64
     if kind == "tagging":
       assert all(len(r["tags"]) == len(r["tokens"]) == len(r["logits"])
@@ -266,5 +267,5 @@ def test_unknown_task_and_config_errors():
   with pytest.raises(UserError, match="unknown task 'nope'"):
     train.train_and_evaluate(tiny_config("nope"), "/tmp/unused")
   with pytest.raises(UserError, match="dtype"):
-    train.create_model(train.model_spec(tiny_config("")), "classification", 2,
-                       seed=0, dtype="float8")
+    encoders.create_model(encoders.spec_from_config(tiny_config("")),
+                          "classification", 2, seed=0, dtype="float8")

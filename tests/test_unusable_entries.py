@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from taskemb_jax import embeddings, library, rank, train
+from taskemb_jax import data, embed, library, rank
 from taskemb_jax.errors import DataError, LibraryError
 from taskemb_jax.records import Task
 
@@ -47,9 +47,9 @@ def test_degenerate_train_split_is_refused(kind):
   records, message, fix = DEGENERATE[kind]
   task = Task(name="x", kind=kind, loader=lambda split, data_dir: records)
   with pytest.raises(DataError) as e:
-    train.label_names(task, records)
+    data.label_names(task, records)
   assert str(e.value) == message
-  train.label_names(task, records + [fix])  # Trainable with one more.
+  data.label_names(task, records + [fix])  # Trainable with one more.
 
 
 def test_embedding_stage_refuses_single_label_data(tmp_path):
@@ -64,7 +64,7 @@ def test_embedding_stage_refuses_single_label_data(tmp_path):
   cfg.library = str(tmp_path / "lib")
   with pytest.raises(DataError, match="only one label in train split "
                      r"\('pos'\)"):
-    embeddings.textemb_stage(cfg, str(tmp_path / "wd"))
+    embed.textemb_stage(cfg, str(tmp_path / "wd"))
   assert not os.path.exists(cfg.library)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import synthetic
 from configs import common, tiny
-from taskemb_jax import checkpoint, files, train, validate
+from taskemb_jax import checkpoint, encoders, files, runs, train, validate
 from taskemb_jax.errors import ConfigError, UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,13 +90,13 @@ def test_batch_sizes_must_split_over_the_devices():
 
 
 def test_max_length_must_fit_the_position_embeddings(tmp_path):
-  limit = train.model_spec(config()).config.max_position_embeddings
+  limit = encoders.spec_from_config(config()).config.max_position_embeddings
   assert limit == 512
   cfg = config(max_length=limit + 1)
   expected = ("config.max_length=513: must be at most 512, the position "
               "embeddings of model 'tiny'")
   with pytest.raises(ConfigError) as err:
-    train.model_spec(cfg)
+    encoders.spec_from_config(cfg)
   assert str(err.value) == expected
   with pytest.raises(ConfigError) as err:
     train.train_and_evaluate(cfg, str(tmp_path / "w"))
@@ -205,10 +205,10 @@ def test_a_nan_in_epoch_2_keeps_the_checkpoints_of_epoch_1(
 
 def test_metrics_files_are_strict_json(tmp_path):
   task = types.SimpleNamespace(name="t", metric="pearson")
-  run = train.RunState(step=1, history=[{"loss": math.inf, "pearson": 0.5}],
+  run = runs.RunState(step=1, history=[{"loss": math.inf, "pearson": 0.5}],
                        best={"loss": math.nan})
   # pylint: disable-next=protected-access
-  train._write_metrics(str(tmp_path), task, run)
+  runs.write_metrics(str(tmp_path), task, run)
   text = open(tmp_path / "metrics.json").read()
 
   def reject(name):

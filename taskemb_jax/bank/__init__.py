@@ -52,8 +52,9 @@ from taskemb_jax.bank.fetching import fetch, unpack, verify
 from taskemb_jax.bank.index import index_urls
 from taskemb_jax.bank.parsers import (OANC_TAGS, PTB_TAGS, RT_CATEGORIES,
                                       WNUT16_TAGS, split_sentences)
-from taskemb_jax.bank.sources import (ATTRIBUTIONS, FETCH_HINT, MARKER,
-                                      SOURCES, default_cache_dir, is_fetched,
+from taskemb_jax.bank.attributions import ATTRIBUTIONS
+from taskemb_jax.bank.sources import (FETCH_HINT, MARKER, SOURCES,
+                                      default_cache_dir, is_fetched,
                                       source_dir)
 from taskemb_jax.bank.wordnet import (LEXNAMES, find_answer, lemma_variants,
                                       parse_synset)

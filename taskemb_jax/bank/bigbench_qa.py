@@ -17,7 +17,6 @@ passage share a split (the split key is the passage). The formats:
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Callable, Sequence
 
 from taskemb_jax.bank.parsers import read_text

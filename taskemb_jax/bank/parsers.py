@@ -16,6 +16,7 @@ import io
 import re
 from typing import Iterator, Sequence
 
+from taskemb_jax import formats
 from taskemb_jax.errors import DataError
 from taskemb_jax.records import (Entry, Record, exact_key, normalize_key,
                                  unescape)
@@ -253,31 +254,11 @@ WNUT16_TAGS = ("O",) + tuple(f"{p}-{t}" for t in WNUT16_TYPES
 
 
 def parse_conll(path: str, tagset: Sequence[str]) -> list[Entry]:
-  """``token<TAB>tag`` lines; a blank (or lone-tab) line ends a sentence."""
-  allowed = set(tagset)
-  entries: list[Entry] = []
-  tokens: list[str] = []
-  tags: list[str] = []
+  """``token<TAB>tag`` lines (WNUT-16), read by the generic CoNLL reader.
 
-  def flush():
-    if tokens:
-      entries.append(tagging_entry({"tokens": list(tokens),
-                                    "tags": list(tags)}))
-      tokens.clear()
-      tags.clear()
-
-  for line, text in enumerate(read_lines(path), 1):
-    if not text.strip():
-      flush()
-      continue
-    fields = text.split("\t")
-    if len(fields) != 2 or not fields[0].strip():
-      raise DataError(f"{path}:{line}: expected 'token<TAB>tag', got "
-                      f"{text!r}")
-    if fields[1] not in allowed:
-      raise DataError(f"{path}:{line}: tag {fields[1]!r} not in the "
-                      f"{len(allowed)} WNUT-16 BIO tags")
-    tokens.append(unescape(fields[0].strip()))
-    tags.append(fields[1])
-  flush()
-  return entries
+  Tokens are HTML-unescaped (the tweets hold ``&amp;``); every tag must be in
+  `tagset`.
+  """
+  return [tagging_entry({"tokens": [unescape(t) for t in r["tokens"]],
+                         "tags": r["tags"]})
+          for r in formats.iter_conll(path, tagset=tagset)]

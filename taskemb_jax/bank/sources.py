@@ -1,9 +1,8 @@
 """Where the bank's corpora come from and where their files land.
 
 `SOURCES` names, per source, the archive that carries the data files, the
-hash that archive must have and the members to unpack; `ATTRIBUTIONS`
-(from `taskemb_jax.bank.attributions`) the citation and licence of each
-task's corpus. A fetched source's files live in
+hash that archive must have and the members to unpack (the citation and
+licence of each task's corpus: `taskemb_jax.bank.attributions`). A fetched source's files live in
 ``<cache>/data/<source>/`` (`source_dir`), its archive in
 ``<cache>/downloads/``.
 """
@@ -13,7 +12,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from taskemb_jax.bank.attributions import ATTRIBUTIONS
 from taskemb_jax.errors import DataError
 
 FETCH_HINT = "run: python -m taskemb_jax.bank fetch"

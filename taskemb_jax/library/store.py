@@ -1,4 +1,4 @@
-"""The task library on disk: embeddings of many tasks, safe to share.
+"""The task library's files: reading, writing and repairing, safe to share.
 
 Layout::
 
@@ -37,16 +37,11 @@ embedding that exists needs `overwrite=True`; embeddings computed from
 different base models, tokenizers or options are never compared
 (`check_compatible`).
 
-Command line::
-
-  python -m taskemb_jax.library list <library>
-  python -m taskemb_jax.library verify <library>
-  python -m taskemb_jax.library remove <library> <name> [<name> ...]
+Which embeddings are usable and comparable is `taskemb_jax.library.checks`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import io
@@ -54,7 +49,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import uuid
 import zipfile
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
@@ -70,7 +64,8 @@ LOCK, TURN = ".lock", ".lock.turn"
 TEXTEMB, TASKEMB, ENTRY = "textemb.npy", "taskemb.npz", "entry.json"
 FILES = {"textemb": TEXTEMB, "taskemb": TASKEMB}
 # Options that may differ between tasks of one comparison (data, not method).
-PER_TASK_OPTIONS = ("num_examples", "components", "seed")
+# Input lengths differ by class, as in the paper (QA's windows are longer).
+PER_TASK_OPTIONS = ("num_examples", "components", "seed", "max_length")
 # Staging and backup folders of an unfinished write: .<folder>.new|old-<id>.
 _SIDE = re.compile(r"\.(.+)\.(new|old)(-[A-Za-z0-9_]+)?")
 _T = TypeVar("_T")
@@ -255,6 +250,25 @@ def load(lib: str, name: str, *, verify: bool = True) -> dict[str, Any]:
                             _read_file(folder, fname, entry, verify))
     return out
   return _reading(lib, read)
+
+
+def load_all(lib: str, names: Sequence[str] | None = None, *,
+             skip_unreadable: bool = False
+             ) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]]:
+  """Loads every task of `lib` (or `names`): ({name: `load` result}, skipped).
+
+  With `skip_unreadable`, a task that cannot be read (damaged files, a bad
+  entry) goes to the skipped list as {'name', 'reason'} instead of raising.
+  """
+  loaded, skipped = {}, []
+  for name in tasks(lib) if names is None else names:
+    try:
+      loaded[name] = load(lib, name)
+    except LibraryError as e:
+      if not skip_unreadable:
+        raise
+      skipped.append({"name": name, "reason": str(e)})
+  return loaded, skipped
 
 
 # ----------------------------------------------------------------------------
@@ -503,129 +517,3 @@ def remove(lib: str, *names: str) -> None:
 
 # ----------------------------------------------------------------------------
 # Usability and comparability.
-
-
-def problems(loaded: Mapping[str, Any]) -> list[tuple[str, str]]:
-  """Why a loaded task's embeddings cannot be ranked: [(what, reason)].
-
-  `what` is 'textemb' or 'taskemb'; reasons are zero or non-finite vectors
-  and components that the entry records but the file lacks.
-  """
-  out = []
-  text = loaded.get("textemb")
-  if text is not None and (np.ndim(text) != 1 or not np.all(
-      np.isfinite(text)) or not np.any(text)):
-    out.append(("textemb", "TextEmb is a zero, non-finite or malformed "
-                "vector"))
-  entry, comps = loaded["entry"], loaded.get("taskemb") or {}
-  if "taskemb" in entry:
-    recorded = (entry["taskemb"] or {}).get("components") or []
-    for c in [c for c in recorded if c not in comps][:1]:
-      out.append(("taskemb", f"TaskEmb component {c!r} is missing"))
-    if not comps:
-      out.append(("taskemb", "TaskEmb has no component"))
-    for c, v in comps.items():
-      if not np.all(np.isfinite(v)) or not (c.startswith("params/")
-                                            or np.any(v)):
-        out.append(("taskemb", f"TaskEmb component {c!r} is a zero or "
-                    "non-finite vector"))
-        break
-  return out
-
-
-def verify(lib: str) -> dict[str, list[str]]:
-  """{task: [problem, ...]} of every task (unreadable, damaged, degenerate)."""
-  out = {}
-  for name in tasks(lib):
-    try:
-      out[name] = [why for _, why in problems(load(lib, name))]
-    except LibraryError as e:
-      out[name] = [str(e)]
-  return out
-
-
-def comparable_options(options: Mapping[str, Any]) -> dict[str, Any]:
-  """The embedding options that must agree for two tasks to be compared."""
-  return {k: v for k, v in options.items() if k not in PER_TASK_OPTIONS}
-
-
-def check_compatible(entries: Sequence[Mapping[str, Any]],
-                     what: str) -> None:
-  """Raises LibraryError unless all entries' `what` embeddings compare.
-
-  `what` is 'textemb' or 'taskemb'. Requires the same base model and
-  tokenizer fingerprints and the same method options.
-  """
-  if not entries:
-    return
-  ref = entries[0]
-  for e in entries:
-    if what not in e:
-      raise LibraryError(f"task {e['name']!r} has no {what}")
-    if e["base"] != ref["base"]:
-      raise LibraryError(
-          f"tasks {ref['name']!r} and {e['name']!r} were embedded with "
-          f"different base models or tokenizers ({ref['base']} vs "
-          f"{e['base']}); their {what}s cannot be compared")
-    a, b = comparable_options(ref[what]), comparable_options(e[what])
-    if a != b:
-      diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-      raise LibraryError(
-          f"tasks {ref['name']!r} and {e['name']!r} have {what}s computed "
-          f"with different options ({', '.join(diff)}): "
-          f"{ {k: a.get(k) for k in diff} } vs { {k: b.get(k) for k in diff} }")
-
-
-# ----------------------------------------------------------------------------
-# Command line.
-
-
-def _listing(lib: str) -> str:
-  manifest = open_library(lib)
-  lines = [f"{'task':<32} {'class':<15} {'examples':>8}  embeddings"]
-  for name, e in sorted(manifest["tasks"].items()):
-    e = e if isinstance(e, dict) else {}
-    lines.append(f"{name[:32]:<32} {str(e.get('family', '?')):<15} "
-                 f"{str(e.get('num_examples', '?')):>8}  "
-                 f"{','.join(w for w in FILES if w in e) or '-'}")
-  return "\n".join(lines + [f"{len(manifest['tasks'])} tasks in {lib}"])
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  """`list`, `verify` or `remove`; exit 2 on an error, 1 if verify fails."""
-  parser = argparse.ArgumentParser(
-      prog="python -m taskemb_jax.library",
-      description="List, verify or remove the tasks of a task library.")
-  sub = parser.add_subparsers(dest="command", required=True)
-  sub.add_parser("list", help="the tasks and their embeddings").add_argument(
-      "library")
-  sub.add_parser("verify", help="check every task's files (hashes, zero "
-                 "vectors); exit 1 if one is unusable").add_argument("library")
-  rm = sub.add_parser("remove", help="remove tasks from the library")
-  rm.add_argument("library")
-  rm.add_argument("names", nargs="+", metavar="name")
-  args = parser.parse_args(argv)
-  try:
-    if args.command == "list":
-      print(_listing(args.library))
-      return 0
-    if args.command == "remove":
-      remove(args.library, *args.names)
-      print(f"removed {', '.join(args.names)} from {args.library}")
-      return 0
-    report = verify(args.library)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  for name, found in report.items():
-    print(f"{'ok ' if not found else 'BAD'} {name}"
-          + (f": {'; '.join(found)}" if found else ""))
-  bad = sum(1 for found in report.values() if found)
-  print(f"{len(report)} tasks, {bad} unusable"
-        + (f" (remove them: python -m taskemb_jax.library remove "
-           f"{args.library} <name>)" if bad else ""))
-  return 1 if bad else 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
