@@ -15,8 +15,8 @@ before the attention output projection), ``layer_{k}/output`` (the block's
 output), ``pooler`` (tanh pooler output); k counts from 0.
 
 Performance notes (CPU; measured by benchmarks/train_step_vs_torch.py and
-benchmarks/train_step_experiments.py, whose results file keeps every
-experiment, also those that did not help):
+benchmarks/train_step_experiments.py, which appends every experiment, also
+those that did not help, to benchmarks/results/train_step_experiments.json):
 
 * Dense layers run on 2-D ``[batch * length, features]`` views. With 3-D
   activations the weight gradient is a dot contracting two dimensions, which
@@ -171,8 +171,7 @@ def _low_precision_matmul(x: Array, w: Array, dtype) -> Array:
   AVX-512 BF16 where the CPU has them) only with float32 accumulation, and
   the weight gradient only when written as a contraction over a unit
   leading axis too: autodiff's plain ``x^T @ g`` is converted to float32
-  and runs at a third of the speed (benchmarks/results/
-  train_step_experiments.json).
+  and runs at a third of the speed (benchmarks/train_step_experiments.py).
   """
   return jnp.dot(x.astype(dtype), w.astype(dtype),
                  preferred_element_type=jnp.float32)
