@@ -93,13 +93,18 @@ def main(argv=None):
   model = heads.TaskModel(cfg, "classification", 3, rngs=nnx.Rngs(0))
   config = common.get_config()
   optimizer = nnx.Optimizer(
-      model, train.create_optimizer(1000, **train.optimizer_settings(config)),
+      model, train.create_optimizer(**train.optimizer_settings(config)),
       wrt=nnx.Param)
   mesh = sharding.make_mesh()
+  schedule = sharding.put_replicated(train.schedule_args(
+      1000, config.learning_rate, config.warmup_proportion), mesh)
   steps = train.Steps(model, "classification", mesh, optimizer)
   batch = sharding.put_batch(make_batch(args.batch, args.length), mesh)
   comps = tuple(component_names(cfg))
   gd = nnx.graphdef(model)
+  bert_def, bert_state = nnx.split(model.bert)
+  bert_state = jax.tree.map(lambda x: x.copy(), sharding.put_replicated(
+      bert_state, mesh))
   # A copy: the train step donates (deletes) its own state's buffers.
   model_state = jax.tree.map(lambda x: x.copy(), sharding.put_replicated(
       nnx.state(model), mesh))
@@ -108,14 +113,15 @@ def main(argv=None):
 
   fisher = jax.jit(lambda s, b, k: embeddings.fisher_step(
       gd, s, b, k, kind="classification", components=comps))
-  textemb = jax.jit(lambda s, b: embeddings.textemb_step(gd, s, b))
+  textemb = jax.jit(lambda s, b: embeddings.textemb_step(bert_def, s, b))
   pfisher = jax.jit(lambda s, b: embeddings.param_fisher_step(
       gd, s, b, kind="classification", chunk=args.param_chunk))
 
   compiled = {
-      "train": steps.train.lower(train_state, batch, key).compile(),
+      "train": steps.train.lower(train_state, batch, key,
+                                 schedule).compile(),
       "taskemb": fisher.lower(model_state, batch, key).compile(),
-      "textemb": textemb.lower(model_state, batch).compile(),
+      "textemb": textemb.lower(bert_state, batch).compile(),
       "param_fisher": pfisher.lower(model_state, batch).compile(),
   }
   rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -123,11 +129,12 @@ def main(argv=None):
 
   def run(name):
     if name == "train":
-      state["train"], out = steps.train(state["train"], batch, key)
+      state["train"], out = steps.train(state["train"], batch, key,
+                                        schedule)
     elif name == "taskemb":
       out = fisher(model_state, batch, key)
     elif name == "textemb":
-      out = textemb(model_state, batch)
+      out = textemb(bert_state, batch)
     else:
       out = pfisher(model_state, batch)
     jax.block_until_ready(out)

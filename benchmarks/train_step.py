@@ -239,9 +239,11 @@ def bench_step(length: int, args, mm: Matmul) -> dict:
   model = heads.TaskModel(cfg, "classification", args.num_labels,
                           dtype=encoders.DTYPES[args.dtype], rngs=nnx.Rngs(0))
   optimizer = nnx.Optimizer(
-      model, train.create_optimizer(1000, **train.optimizer_settings(config)),
+      model, train.create_optimizer(**train.optimizer_settings(config)),
       wrt=nnx.Param)
   mesh = sharding.make_mesh()
+  schedule = sharding.put_replicated(train.schedule_args(
+      1000, config.learning_rate, config.warmup_proportion), mesh)
   steps = train.Steps(model, "classification", mesh, optimizer)
   graphdef = nnx.graphdef(model)
   state = sharding.put_replicated(nnx.state((model, optimizer)), mesh)
@@ -250,19 +252,21 @@ def bench_step(length: int, args, mm: Matmul) -> dict:
   key = jax.random.key(0)
 
   t0 = time.perf_counter()
-  compiled = steps.train.lower(state, batch, key).compile()
+  compiled = steps.train.lower(state, batch, key, schedule).compile()
   compile_s = time.perf_counter() - t0
   xla_flops = _cost_flops(compiled)
 
   for s in range(args.warmup):
-    state, m = steps.train(state, batch, jax.random.fold_in(key, s))
+    state, m = steps.train(state, batch, jax.random.fold_in(key, s),
+                           schedule)
   jax.block_until_ready(state)
   box = {"state": state, "i": 0, "m": m}
 
   def one_step():
     box["i"] += 1
     box["state"], box["m"] = steps.train(
-        box["state"], batch, jax.random.fold_in(key, 100 + box["i"]))
+        box["state"], batch, jax.random.fold_in(key, 100 + box["i"]),
+        schedule)
     return box["state"], box["m"]
 
   fns = [one_step]

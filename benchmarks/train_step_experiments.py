@@ -118,6 +118,7 @@ def parse_args(argv=None):
 def patch_no_dropout():
   from taskemb_jax import model  # pylint: disable=g-import-not-at-top
   model.dropout = lambda module, x, rngs: x
+  model.dropout_mask = lambda module, shape, rngs: None  # Attention's.
   from taskemb_jax import heads  # pylint: disable=g-import-not-at-top
   heads.dropout = model.dropout
 

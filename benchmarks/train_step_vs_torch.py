@@ -74,7 +74,7 @@ from flax import nnx
 
 from benchmarks import machine
 from configs import common
-from taskemb_jax import files, heads, pretrained, sharding, train
+from taskemb_jax import encoders, files, heads, pretrained, sharding, train
 # pylint: enable=wrong-import-position
 
 WORKER = os.path.join(ROOT, "benchmarks", "torch_step_worker.py")
@@ -132,13 +132,16 @@ class Ours:
     folder = pretrained.resolve_model_dir("minilm-l6")
     config = common.get_config()
     model = heads.TaskModel(pretrained.read_config(folder), "classification",
-                            num_labels, dtype=train.DTYPES[dtype],
+                            num_labels, dtype=encoders.DTYPES[dtype],
                             rngs=nnx.Rngs(0))
     missing = pretrained.load_encoder(model, folder)
     assert not missing, missing
-    optimizer = nnx.Optimizer(model, train.create_optimizer(config, 1000),
-                              wrt=nnx.Param)
+    optimizer = nnx.Optimizer(
+        model, train.create_optimizer(**train.optimizer_settings(config)),
+        wrt=nnx.Param)
     self.mesh = sharding.make_mesh()
+    self.schedule = sharding.put_replicated(train.schedule_args(
+        1000, config.learning_rate, config.warmup_proportion), self.mesh)
     self.steps = train.Steps(model, "classification", self.mesh, optimizer)
     self.state = sharding.put_replicated(nnx.state((model, optimizer)),
                                          self.mesh)
@@ -158,7 +161,7 @@ class Ours:
       t, c = time.perf_counter(), time.process_time()
       self.state, m = self.steps.train(
           self.state, sharding.put_batch(self.batch, self.mesh),
-          jax.random.fold_in(self.key, self.i))
+          jax.random.fold_in(self.key, self.i), self.schedule)
       jax.block_until_ready(m)
       times.append(time.perf_counter() - t)
       self.last_cpu.append(time.process_time() - c)

@@ -33,6 +33,7 @@ Parameter Fisher (``params/<name>``) needs true per-example gradients:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -61,11 +62,15 @@ def textemb_step(graphdef: nnx.GraphDef, state: nnx.State,
                  batch: Mapping[str, Array]) -> dict[str, Array]:
   """Sum over the batch's examples of their mean last hidden state.
 
+  Args:
+    graphdef, state: `nnx.split` of the encoder (a `model.Bert`; the task
+      head plays no part).
+    batch: input_pipeline batch [batch, length] with 'weights'.
   Returns {'sum': [hidden] float32, 'count': number of real examples}.
   """
-  model = nnx.merge(graphdef, state)
-  out = model.bert(batch["input_ids"], batch["token_type_ids"],
-                   batch["attention_mask"])
+  bert = nnx.merge(graphdef, state)
+  out = bert(batch["input_ids"], batch["token_type_ids"],
+             batch["attention_mask"])
   mask = batch["attention_mask"].astype(jnp.float32)  # [batch, length]
   mean = (out.last_hidden_state.astype(jnp.float32) * mask[..., None]).sum(1)
   mean = mean / jnp.maximum(mask.sum(1, keepdims=True), 1.0)
@@ -254,6 +259,36 @@ class FisherOptions:
   seed: int = 0
 
 
+# The jit-compiled steps, once per process and program: keyed by what the
+# program depends on (the model's structure, the mesh and the static
+# options), never by the weights or the dataset.
+@functools.lru_cache(maxsize=32)
+def _textemb_fn(bert_def: nnx.GraphDef, mesh):
+  return jax.jit(lambda s, b: textemb_step(bert_def, s, b),
+                 in_shardings=(sharding.replicated(mesh),
+                               sharding.data_sharding(mesh)))
+
+
+@functools.lru_cache(maxsize=32)
+def _fisher_fn(graphdef: nnx.GraphDef, mesh, kind: str,
+               components: tuple[str, ...], estimator: str, num_samples: int,
+               sigma: float):
+  repl, rows = sharding.replicated(mesh), sharding.data_sharding(mesh)
+  return jax.jit(
+      lambda s, b, k: fisher_step(graphdef, s, b, k, kind=kind,
+                                  components=components, estimator=estimator,
+                                  num_samples=num_samples, sigma=sigma),
+      in_shardings=(repl, rows, repl))
+
+
+@functools.lru_cache(maxsize=32)
+def _param_fisher_fn(graphdef: nnx.GraphDef, mesh, kind: str, chunk: int):
+  return jax.jit(lambda s, b: param_fisher_step(graphdef, s, b, kind=kind,
+                                                chunk=chunk),
+                 in_shardings=(sharding.replicated(mesh),
+                               sharding.data_sharding(mesh)))
+
+
 def compute_textemb(model: heads.TaskModel, split: data_lib.Split, mesh, *,
                     batch_size: int, max_length: int
                     ) -> tuple[np.ndarray, int]:
@@ -261,11 +296,9 @@ def compute_textemb(model: heads.TaskModel, split: data_lib.Split, mesh, *,
 
   Batches of `batch_size` examples padded to the buckets of `max_length`.
   """
-  state = sharding.put_replicated(nnx.state(model), mesh)
-  graphdef = nnx.graphdef(model)
-  step = jax.jit(lambda s, b: textemb_step(graphdef, s, b),
-                 in_shardings=(sharding.replicated(mesh),
-                               sharding.data_sharding(mesh)))
+  graphdef, state = nnx.split(model.bert)
+  state = sharding.put_replicated(state, mesh)
+  step = _textemb_fn(graphdef, mesh)
   total, count = None, 0.0
   progress = Progress("textemb", len(split.features["input_ids"]))
   for batch in data_lib.global_batches(split, batch_size, max_length,
@@ -288,21 +321,12 @@ def compute_taskemb(model: heads.TaskModel, split: data_lib.Split, mesh,
   kind = model.kind
   comps = options.components or tuple(component_names(
       model.bert.cfg, pooler=kind in ("classification", "regression")))
-  graphdef = nnx.graphdef(model)
-  state = sharding.put_replicated(nnx.state(model), mesh)
-  repl, rows = sharding.replicated(mesh), sharding.data_sharding(mesh)
-  step = jax.jit(
-      lambda s, b, k: fisher_step(graphdef, s, b, k, kind=kind,
-                                  components=comps,
-                                  estimator=options.estimator,
-                                  num_samples=options.num_samples,
-                                  sigma=options.sigma),
-      in_shardings=(repl, rows, repl))
-  pstep = None
-  if options.param_fisher:
-    pstep = jax.jit(lambda s, b: param_fisher_step(
-        graphdef, s, b, kind=kind, chunk=options.param_chunk),
-                    in_shardings=(repl, rows))
+  graphdef, state = nnx.split(model)
+  state = sharding.put_replicated(state, mesh)
+  step = _fisher_fn(graphdef, mesh, kind, tuple(comps), options.estimator,
+                    int(options.num_samples), float(options.sigma))
+  pstep = (_param_fisher_fn(graphdef, mesh, kind, int(options.param_chunk))
+           if options.param_fisher else None)
   sums: dict[str, Any] = {}
   count = 0.0
   key = jax.random.key(options.seed)

@@ -4,7 +4,10 @@
 on the validation split after every epoch, keeps the latest and the best
 checkpoint (`taskemb_jax.checkpoint`) and resumes from the latest one when
 restarted. The steps are top-level functions jit-compiled with the model
-state replicated and the batch split over the mesh's ``data`` axis.
+state replicated and the batch split over the mesh's ``data`` axis, once per
+process and model structure: the learning-rate schedule is an argument of
+the train step (`schedule_args`), so runs of any dataset size, number of
+epochs or learning rate reuse the compiled steps.
 
 A run is safe to kill at any instant: at an epoch end the latest checkpoint
 is saved first, then the best model, then metrics.json, and `resume` brings
@@ -65,34 +68,89 @@ def decay_mask(params: Any) -> Any:
 
 def optimizer_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The fields of a stage's config that `create_optimizer` takes."""
-  return dict(learning_rate=config.learning_rate,
-              warmup_proportion=config.warmup_proportion,
-              weight_decay=config.weight_decay,
+  return dict(weight_decay=config.weight_decay,
               max_grad_norm=config.max_grad_norm,
               adam_epsilon=config.adam_epsilon,
               freeze_encoder=bool(config.get("freeze_encoder", False)))
 
 
+def schedule_args(num_train_steps: int, learning_rate: float,
+                  warmup_proportion: float) -> dict[str, np.ndarray]:
+  """The learning-rate schedule of a run, as the train step's argument.
+
+  Linear warm-up over the first ``int(warmup_proportion * num_train_steps)``
+  steps from 0 to `learning_rate`, then linear decay to 0 at
+  `num_train_steps` (`learning_rate_at`). Passed to the step as values,
+  not built into it, so that runs of any length and learning rate share
+  one compiled step. Returns {'learning_rate': float32, 'warmup_steps',
+  'train_steps': int32} scalars.
+  """
+  return {"learning_rate": np.float32(learning_rate),
+          "warmup_steps": np.int32(int(warmup_proportion * num_train_steps)),
+          "train_steps": np.int32(num_train_steps)}
+
+
+def _linear_schedule(count: jax.Array, init: Any, end: Any,
+                     steps: jax.Array) -> jax.Array:
+  # optax.linear_schedule's arithmetic, with `steps` a traced value.
+  frac = 1 - jnp.clip(count, 0, steps) / steps
+  return (init - end) * frac + end
+
+
+def learning_rate_at(count: jax.Array,
+                     schedule: Mapping[str, jax.Array]) -> jax.Array:
+  """The learning rate of update `count` (0, 1, ...) of `schedule_args`.
+
+  The same float32 values as optax's ``join_schedules([linear_schedule(0,
+  lr, max(warmup, 1)), linear_schedule(lr, 0, max(steps - warmup, 1))],
+  [warmup])``, the schedule of earlier versions.
+  """
+  lr, warmup = schedule["learning_rate"], schedule["warmup_steps"]
+  up = _linear_schedule(count, 0.0, lr, jnp.maximum(warmup, 1))
+  down = _linear_schedule(count - warmup, lr, 0.0,
+                          jnp.maximum(schedule["train_steps"] - warmup, 1))
+  return jnp.where(count < warmup, up, down)
+
+
+def scale_by_schedule_args() -> optax.GradientTransformationExtraArgs:
+  """Scales updates by minus `learning_rate_at(count, schedule)`, where
+  `schedule` (of `schedule_args`) is an argument of every update.
+
+  The state is optax.scale_by_learning_rate's, so checkpoints of either
+  restore into the other.
+  """
+  def init(params):
+    del params
+    return optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
+
+  def update(updates, state, params=None, *, schedule, **extra):
+    del params, extra
+    step = -1 * learning_rate_at(state.count, schedule)
+    updates = jax.tree.map(lambda g: jnp.array(step, dtype=g.dtype) * g,
+                           updates)
+    return updates, optax.ScaleByScheduleState(
+        count=optax.safe_increment(state.count))
+  return optax.GradientTransformationExtraArgs(init, update)
+
+
 @functools.lru_cache(maxsize=32)
-def create_optimizer(num_train_steps: int, *, learning_rate: float,
-                     warmup_proportion: float, weight_decay: float,
-                     max_grad_norm: float, adam_epsilon: float,
-                     freeze_encoder: bool = False
+def create_optimizer(*, weight_decay: float, max_grad_norm: float,
+                     adam_epsilon: float, freeze_encoder: bool = False
                      ) -> optax.GradientTransformation:
-  """AdamW with linear warm-up and linear decay to 0, global-norm clipping.
+  """AdamW with global-norm clipping; the learning rate of every update
+  comes from the ``schedule`` argument of its update (`schedule_args`).
 
   With freeze_encoder only the head is trained. Equal settings give the
-  same (cached) object, so runs with equal settings share compiled steps.
+  same (cached) object, so runs with equal settings share compiled steps
+  whatever their length and learning rate. Updates and state are those of
+  ``optax.chain(optax.clip_by_global_norm(max_grad_norm),
+  optax.adamw(schedule, ...))``.
   """
-  warmup = int(warmup_proportion * num_train_steps)
-  schedule = optax.join_schedules(
-      [optax.linear_schedule(0.0, learning_rate, max(warmup, 1)),
-       optax.linear_schedule(learning_rate, 0.0,
-                             max(num_train_steps - warmup, 1))], [warmup])
-  tx = optax.chain(
-      optax.clip_by_global_norm(max_grad_norm),
-      optax.adamw(schedule, b1=0.9, b2=0.999, eps=adam_epsilon,
-                  weight_decay=weight_decay, mask=decay_mask))
+  adamw = optax.chain(
+      optax.scale_by_adam(b1=0.9, b2=0.999, eps=adam_epsilon),
+      optax.add_decayed_weights(weight_decay, decay_mask),
+      scale_by_schedule_args())
+  tx = optax.chain(optax.clip_by_global_norm(max_grad_norm), adamw)
   if freeze_encoder:
     # Train the head only (TaskEmb's 'head' mode): encoder updates are zero.
     def label(params):
@@ -111,13 +169,16 @@ def create_optimizer(num_train_steps: int, *, learning_rate: float,
 
 def train_step(graphdef: nnx.GraphDef, state: nnx.State,
                batch: Mapping[str, jax.Array], dropout_key: jax.Array,
+               schedule: Mapping[str, jax.Array],
                kind: str) -> tuple[nnx.State, dict[str, jax.Array]]:
   """One optimizer step on a global batch.
 
   Args:
-    graphdef, state: `nnx.split((model, optimizer))`.
+    graphdef, state: `nnx.split((model, optimizer))`, the optimizer's
+      transformation from `create_optimizer`.
     batch: input_pipeline batch, arrays [batch, ...] sharded over ``data``.
     dropout_key: the step's dropout randomness.
+    schedule: the run's learning-rate schedule (`schedule_args`).
     kind: the task kind (static).
   Returns:
     the new state and {'loss_sum', 'count', 'grad_norm'} (scalars).
@@ -130,7 +191,7 @@ def train_step(graphdef: nnx.GraphDef, state: nnx.State,
     return total / jnp.maximum(count, 1.0), (total, count)
 
   grads, (total, count) = nnx.grad(loss_fn, has_aux=True)(model)
-  optimizer.update(model, grads)
+  optimizer.update(model, grads, schedule=schedule)
   return nnx.state((model, optimizer)), {
       "loss_sum": total, "count": count, "grad_norm": optax.global_norm(grads)}
 
@@ -154,42 +215,47 @@ def _has_labels(kind: str, batch: Mapping[str, Any]) -> bool:
   return key in batch
 
 
-_STEPS_CACHE: dict[Any, "Steps"] = {}
-
-
 def steps_for(model: nnx.Module, kind: str, mesh,
               optimizer: nnx.Optimizer | None = None) -> "Steps":
-  """`Steps` of this model structure, reused across runs with equal
-  structure, optimizer settings and mesh (no retracing or recompiling)."""
-  key = (nnx.graphdef(model if optimizer is None else (model, optimizer)),
-         kind, mesh)
-  if key not in _STEPS_CACHE:
-    _STEPS_CACHE[key] = Steps(model, kind, mesh, optimizer)
-  return _STEPS_CACHE[key]
+  """The `Steps` of `model` (and `optimizer`) on `mesh`."""
+  return Steps(model, kind, mesh, optimizer)
+
+
+# Compiled once per process and program: a step's program depends on the
+# model's structure (not its weights), the kind, the mesh and the
+# optimizer's transformation (not the run's length or learning rate).
+@functools.lru_cache(maxsize=64)
+def _eval_fn(model_def: nnx.GraphDef, kind: str, mesh):
+  return jax.jit(lambda s, b: eval_step(model_def, s, b, kind),
+                 in_shardings=(sharding.replicated(mesh),
+                               sharding.data_sharding(mesh)))
+
+
+@functools.lru_cache(maxsize=64)
+def _train_fn(train_def: nnx.GraphDef, kind: str, mesh):
+  repl = sharding.replicated(mesh)
+  return jax.jit(
+      lambda s, b, k, sched: train_step(train_def, s, b, k, sched, kind),
+      in_shardings=(repl, sharding.data_sharding(mesh), repl, repl),
+      out_shardings=(repl, repl), donate_argnums=(0,))
 
 
 class Steps:
   """The jit-compiled train and eval steps of one model on one mesh.
 
-  `train(state, batch, key)` takes the state of `nnx.split((model,
-  optimizer))` (donated); `eval(model_state, batch)` that of
-  `nnx.split(model)`.
+  `train(state, batch, key, schedule)` takes the state of `nnx.split((model,
+  optimizer))` (donated) and the run's `schedule_args`; `eval(model_state,
+  batch)` that of `nnx.split(model)`. Models of equal structure share the
+  compiled steps, in this process, whatever their weights; the eval step
+  does not depend on the optimizer.
   """
 
   def __init__(self, model: nnx.Module, kind: str, mesh,
                optimizer: nnx.Optimizer | None = None):
     self.mesh = mesh
-    repl = sharding.replicated(mesh)
-    data = sharding.data_sharding(mesh)
-    model_def = nnx.graphdef(model)
-    self.eval = jax.jit(lambda s, b: eval_step(model_def, s, b, kind),
-                        in_shardings=(repl, data))
+    self.eval = _eval_fn(nnx.graphdef(model), kind, mesh)
     if optimizer is not None:
-      train_def = nnx.graphdef((model, optimizer))
-      self.train = jax.jit(
-          lambda s, b, k: train_step(train_def, s, b, k, kind),
-          in_shardings=(repl, data, repl), out_shardings=(repl, repl),
-          donate_argnums=(0,))
+      self.train = _train_fn(nnx.graphdef((model, optimizer)), kind, mesh)
 
 
 # ----------------------------------------------------------------------------
@@ -301,6 +367,7 @@ class _Loop:
   steps_per_epoch: int
   progress: progress.Progress
   key: jax.Array
+  schedule: Mapping[str, jax.Array]
 
 
 def _add_step_loss(loss: list[float], step: int, m: Mapping[str, Any],
@@ -354,7 +421,8 @@ def train_epoch(loop: _Loop, state: nnx.State, run: runs.RunState, epoch: int
     if epoch * spe + i < run.step:
       continue  # Already trained before a restart.
     state, m = loop.steps.train(state, sharding.put_batch(batch, loop.mesh),
-                                jax.random.fold_in(loop.key, run.step))
+                                jax.random.fold_in(loop.key, run.step),
+                                loop.schedule)
     run.step += 1
     if pending is not None:
       _add_step_loss(loss, *pending, epoch, loop)
@@ -442,8 +510,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                                 seed=config.seed, dtype=config.dtype,
                                 init_from=config.init_from)
   optimizer = nnx.Optimizer(
-      model, create_optimizer(total_steps, **optimizer_settings(config)),
-      wrt=nnx.Param)
+      model, create_optimizer(**optimizer_settings(config)), wrt=nnx.Param)
   files.write_json(os.path.join(workdir, checkpoint.TASK_INFO),
                    runs.task_info(config, task, labels, spec))
   state, run = runs.resume(workdir, task, nnx.state((model, optimizer)),
@@ -453,7 +520,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                steps_for(model, task.kind, mesh, optimizer), mesh, train,
                steps_per_epoch,
                progress.Progress("train", total_steps * config.batch_size),
-               jax.random.key(config.seed))
+               jax.random.key(config.seed),
+               sharding.put_replicated(schedule_args(
+                   total_steps, config.learning_rate,
+                   config.warmup_proportion), mesh))
   loop.progress.done = run.step * config.batch_size
   state = sharding.put_replicated(state, mesh)
   for epoch in range(run.step // max(steps_per_epoch, 1), config.num_epochs):

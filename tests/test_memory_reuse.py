@@ -30,8 +30,11 @@ from taskemb_jax import heads, train
 from taskemb_jax.model import PRESETS
 config = tiny.get_config()
 model = heads.TaskModel(PRESETS["tiny"], "classification", 2, rngs=nnx.Rngs(0))
-opt = nnx.Optimizer(model, train.create_optimizer(config, 10), wrt=nnx.Param)
+opt = nnx.Optimizer(model, train.create_optimizer(
+    **train.optimizer_settings(config)), wrt=nnx.Param)
 mesh = sharding.make_mesh()
+schedule = sharding.put_replicated(train.schedule_args(
+    10, config.learning_rate, config.warmup_proportion), mesh)
 steps = train.Steps(model, "classification", mesh, opt)
 state = sharding.put_replicated(nnx.state((model, opt)), mesh)
 # Attention probabilities of 32 x 4 x 256 x 256 float32 (32 MiB): temporaries
@@ -44,7 +47,7 @@ batch = sharding.put_batch({{"input_ids": ids, "token_type_ids": ids * 0,
 faults = []
 for i in range(6):
   before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-  state, m = steps.train(state, batch, jax.random.key(i))
+  state, m = steps.train(state, batch, jax.random.key(i), schedule)
   jax.block_until_ready(m)
   faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 print(json.dumps(faults))

@@ -112,13 +112,15 @@ batch = next(input_pipeline.batches(feats, 16, buckets=(32, 64), shuffle=False))
 model = heads.TaskModel(encoders.spec_from_config(c).config.replace(
     hidden_dropout_prob=0.1), "tagging", 2, rngs=nnx.Rngs(0))
 opt = nnx.Optimizer(model, train.create_optimizer(
-    10, **train.optimizer_settings(c)), wrt=nnx.Param)
+    **train.optimizer_settings(c)), wrt=nnx.Param)
 mesh = sharding.make_mesh()
+schedule = sharding.put_replicated(train.schedule_args(
+    10, c.learning_rate, c.warmup_proportion), mesh)
 steps = train.Steps(model, "tagging", mesh, opt)
 state = sharding.put_replicated(nnx.state((model, opt)), mesh)
 for i in range(3):
   state, m = steps.train(state, sharding.put_batch(batch, mesh),
-                         jax.random.key(i))
+                         jax.random.key(i), schedule)
 leaves = [np.asarray(x) for x in jax.tree.leaves(state[0])]
 np.savez({out!r}, loss=np.asarray(m["loss_sum"]), n=len(jax.devices()),
          *leaves)

@@ -166,8 +166,8 @@ class _Steps:
   def __getattr__(self, name):
     return getattr(self._steps, name)
 
-  def train(self, state, batch, key):
-    state, m = self._steps.train(state, batch, key)
+  def train(self, state, batch, key, schedule):
+    state, m = self._steps.train(state, batch, key, schedule)
     n = sum(e.startswith("dispatch") for e in self.log) + 1
     self.log.append(f"dispatch {n}")
     return state, {k: _Logged(v, n, self.log, n == self.nan_at and
