@@ -45,6 +45,7 @@ from flax import nnx  # pylint: disable=wrong-import-position
 
 from configs import common  # pylint: disable=wrong-import-position
 from taskemb_jax import embeddings, heads, sharding, train  # pylint: disable=wrong-import-position
+from taskemb_jax import optimizer as optimizer_lib  # pylint: disable=wrong-import-position
 from taskemb_jax.model import PRESETS, component_names  # pylint: disable=wrong-import-position
 
 
@@ -93,10 +94,11 @@ def main(argv=None):
   model = heads.TaskModel(cfg, "classification", 3, rngs=nnx.Rngs(0))
   config = common.get_config()
   optimizer = nnx.Optimizer(
-      model, train.create_optimizer(**train.optimizer_settings(config)),
+      model, optimizer_lib.create_optimizer(
+          **optimizer_lib.optimizer_settings(config)),
       wrt=nnx.Param)
   mesh = sharding.make_mesh()
-  schedule = sharding.put_replicated(train.schedule_args(
+  schedule = sharding.put_replicated(optimizer_lib.schedule_args(
       1000, config.learning_rate, config.warmup_proportion), mesh)
   steps = train.Steps(model, "classification", mesh, optimizer)
   batch = sharding.put_batch(make_batch(args.batch, args.length), mesh)

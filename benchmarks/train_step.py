@@ -108,6 +108,7 @@ from flax import nnx
 
 from configs import common
 from taskemb_jax import encoders, heads, sharding, train
+from taskemb_jax import optimizer as optimizer_lib
 from taskemb_jax.model import PRESETS
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -239,10 +240,11 @@ def bench_step(length: int, args, mm: Matmul) -> dict:
   model = heads.TaskModel(cfg, "classification", args.num_labels,
                           dtype=encoders.DTYPES[args.dtype], rngs=nnx.Rngs(0))
   optimizer = nnx.Optimizer(
-      model, train.create_optimizer(**train.optimizer_settings(config)),
+      model, optimizer_lib.create_optimizer(
+          **optimizer_lib.optimizer_settings(config)),
       wrt=nnx.Param)
   mesh = sharding.make_mesh()
-  schedule = sharding.put_replicated(train.schedule_args(
+  schedule = sharding.put_replicated(optimizer_lib.schedule_args(
       1000, config.learning_rate, config.warmup_proportion), mesh)
   steps = train.Steps(model, "classification", mesh, optimizer)
   graphdef = nnx.graphdef(model)

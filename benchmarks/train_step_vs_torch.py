@@ -75,6 +75,7 @@ from flax import nnx
 from benchmarks import machine
 from configs import common
 from taskemb_jax import encoders, files, heads, pretrained, sharding, train
+from taskemb_jax import optimizer as optimizer_lib
 # pylint: enable=wrong-import-position
 
 WORKER = os.path.join(ROOT, "benchmarks", "torch_step_worker.py")
@@ -137,10 +138,11 @@ class Ours:
     missing = pretrained.load_encoder(model, folder)
     assert not missing, missing
     optimizer = nnx.Optimizer(
-        model, train.create_optimizer(**train.optimizer_settings(config)),
+        model, optimizer_lib.create_optimizer(
+            **optimizer_lib.optimizer_settings(config)),
         wrt=nnx.Param)
     self.mesh = sharding.make_mesh()
-    self.schedule = sharding.put_replicated(train.schedule_args(
+    self.schedule = sharding.put_replicated(optimizer_lib.schedule_args(
         1000, config.learning_rate, config.warmup_proportion), self.mesh)
     self.steps = train.Steps(model, "classification", self.mesh, optimizer)
     self.state = sharding.put_replicated(nnx.state((model, optimizer)),

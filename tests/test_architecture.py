@@ -23,8 +23,9 @@ ORDER = [
     "errors", "files", "progress", "records", "model", "metrics", "sharding",
     "batching", "decoding", "formats", "heads", "pretrained",
     "input_pipeline", "validate", "bank", "paper_tasks", "tasks", "data",
-    "checkpoint", "encoders", "runs", "train", "recipe", "predict",
-    "embeddings", "library", "description", "embed", "rank", "logme", "matrix", "transfer",
+    "checkpoint", "encoders", "runs", "optimizer", "train", "recipe",
+    "predict", "embeddings", "library", "description", "embed", "rank",
+    "logme", "matrix", "transfer",
     "evaluation", "report", "demo", "main", "service",
 ]
 LAYERS = [{name} for name in ORDER]

@@ -27,13 +27,14 @@ import jax
 import numpy as np
 from flax import nnx
 from taskemb_jax import heads, train
+from taskemb_jax import optimizer as optimizer_lib
 from taskemb_jax.model import PRESETS
 config = tiny.get_config()
 model = heads.TaskModel(PRESETS["tiny"], "classification", 2, rngs=nnx.Rngs(0))
-opt = nnx.Optimizer(model, train.create_optimizer(
-    **train.optimizer_settings(config)), wrt=nnx.Param)
+opt = nnx.Optimizer(model, optimizer_lib.create_optimizer(
+    **optimizer_lib.optimizer_settings(config)), wrt=nnx.Param)
 mesh = sharding.make_mesh()
-schedule = sharding.put_replicated(train.schedule_args(
+schedule = sharding.put_replicated(optimizer_lib.schedule_args(
     10, config.learning_rate, config.warmup_proportion), mesh)
 steps = train.Steps(model, "classification", mesh, opt)
 state = sharding.put_replicated(nnx.state((model, opt)), mesh)

@@ -102,6 +102,7 @@ from flax import nnx
 import synthetic
 from configs import tiny
 from taskemb_jax import encoders, heads, input_pipeline, sharding, train
+from taskemb_jax import optimizer as optimizer_lib
 c = tiny.get_config(); c.batch_size = 16
 records = synthetic.make_records("tagging", 16)
 tok = input_pipeline.load_tokenizer(encoders.spec_from_config(c).tokenizer_dir)
@@ -111,10 +112,10 @@ feats = input_pipeline.encode("tagging", records, tok, max_length=64,
 batch = next(input_pipeline.batches(feats, 16, buckets=(32, 64), shuffle=False))
 model = heads.TaskModel(encoders.spec_from_config(c).config.replace(
     hidden_dropout_prob=0.1), "tagging", 2, rngs=nnx.Rngs(0))
-opt = nnx.Optimizer(model, train.create_optimizer(
-    **train.optimizer_settings(c)), wrt=nnx.Param)
+opt = nnx.Optimizer(model, optimizer_lib.create_optimizer(
+    **optimizer_lib.optimizer_settings(c)), wrt=nnx.Param)
 mesh = sharding.make_mesh()
-schedule = sharding.put_replicated(train.schedule_args(
+schedule = sharding.put_replicated(optimizer_lib.schedule_args(
     10, c.learning_rate, c.warmup_proportion), mesh)
 steps = train.Steps(model, "tagging", mesh, opt)
 state = sharding.put_replicated(nnx.state((model, opt)), mesh)

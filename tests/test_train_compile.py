@@ -13,7 +13,7 @@ import numpy as np
 import optax
 import pytest
 
-from taskemb_jax import train
+from taskemb_jax import optimizer as optimizer_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,7 +34,7 @@ def _old_optimizer(num_train_steps, *, learning_rate, warmup_proportion,
       optax.adamw(_optax_schedule(num_train_steps, learning_rate,
                                   warmup_proportion),
                   b1=0.9, b2=0.999, eps=adam_epsilon,
-                  weight_decay=weight_decay, mask=train.decay_mask))
+                  weight_decay=weight_decay, mask=optimizer_lib.decay_mask))
   if freeze_encoder:
     def label(params):
       return jax.tree_util.tree_map_with_path(
@@ -53,9 +53,9 @@ def test_schedule_equals_optax_schedule(steps, lr, warmup):
   schedules at every step and past the end, within float32 rounding (XLA
   rewrites the divisions differently: a few ulps, or -5e-13 instead of 0
   past the end)."""
-  args = train.schedule_args(steps, lr, warmup)
+  args = optimizer_lib.schedule_args(steps, lr, warmup)
   counts = jnp.arange(steps + 3, dtype=jnp.int32)
-  ours = np.asarray(jax.jit(jax.vmap(train.learning_rate_at,
+  ours = np.asarray(jax.jit(jax.vmap(optimizer_lib.learning_rate_at,
                                      in_axes=(0, None)))(counts, args))
   old = _optax_schedule(steps, lr, warmup)
   theirs = np.asarray(jax.jit(jax.vmap(old))(counts))
@@ -82,10 +82,10 @@ def test_optimizer_updates_equal_optax_adamw_with_the_schedule(freeze_encoder):
                            "bias": jnp.ones(2)}}
   settings = dict(weight_decay=0.01, max_grad_norm=1.0, adam_epsilon=1e-8,
                   freeze_encoder=freeze_encoder)
-  new = train.create_optimizer(**settings)
+  new = optimizer_lib.create_optimizer(**settings)
   old = _old_optimizer(10, learning_rate=1e-2, warmup_proportion=0.2,
                        **settings)
-  schedule = train.schedule_args(10, 1e-2, 0.2)
+  schedule = optimizer_lib.schedule_args(10, 1e-2, 0.2)
   s_new, s_old = new.init(params), old.init(params)
   assert jax.tree.structure(s_new) == jax.tree.structure(s_old)
 
@@ -111,7 +111,7 @@ def test_optimizer_updates_equal_optax_adamw_with_the_schedule(freeze_encoder):
                       - np.asarray(params["bert"]["dense"]["kernel"])).max()
   assert (bert_moved == 0.0) == freeze_encoder
   # Equal settings give the same transformation: one compiled step.
-  assert train.create_optimizer(**settings) is new
+  assert optimizer_lib.create_optimizer(**settings) is new
 
 
 _SCRIPT = r"""
