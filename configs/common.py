@@ -148,6 +148,17 @@ def get_config() -> ml_collections.ConfigDict:
   # The target's description for method 'description' ('' = its own: the
   # bank's tasks carry one).
   c.rank.description = ""
+  # How a target outside the library is fine-tuned: the library's recipe
+  # for its class, then these typed fields (None = not set; the fields of
+  # transfer.all below), e.g. --config.rank.finetune.num_epochs=1
+  # --config.rank.finetune.train_examples=500 for a faster, rougher target.
+  c.rank.finetune = recipe.override_group()
+  # TextEmb and TaskEmb of such a target on this many training examples
+  # (0 = embed.num_examples, the library's).
+  c.rank.embed_examples = 0
+  # Compute the target's TextEmb when the method does not need it (the
+  # report and the service show the TextEmb view beside the ranking).
+  c.rank.textemb = True
 
   # --- Transfer sweep (transfer stage) -------------------------------------
   c.transfer = ml_collections.ConfigDict()
@@ -211,6 +222,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.evaluate.random_draws = 1000
   # LogME: examples of the target's training data embedded per source.
   c.evaluate.logme_examples = 1000
+  # Embed every target of the matrix anew, as the rank stage embeds a new
+  # task (rank.finetune, rank.embed_examples), into
+  # <workdir>/targets/<target>/, and rank with those embeddings instead of
+  # the library's: measures a target recipe against the library's.
+  c.evaluate.reembed_targets = False
 
   # --- Report (report stage) ----------------------------------------------
   c.report = ml_collections.ConfigDict()

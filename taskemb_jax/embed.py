@@ -210,14 +210,24 @@ def embed_target(config: ml_collections.ConfigDict, workdir: str,
   tasks of its class (`recipe.run_config`: lengths, epochs, learning rate)
   and the method options the library recorded (base model, estimator,
   fine-tuning mode, dtype), into <workdir>/target_library, so that it
-  compares with the sources.
+  compares with the sources. `config.rank.finetune` and
+  `config.rank.embed_examples` change the recipe (a faster target);
+  TextEmb is skipped when `config.rank.textemb` is off and the method
+  does not use it.
   """
   # Fine-tuned like the library's tasks of its class (the sweep's recipe).
   cfg = recipe.run_config(config, config.task,
                           examples=config.transfer.source_examples,
                           seed=config.transfer.source_seed)
   target_lib = os.path.join(workdir, "target_library")
+  r = config.rank
   with cfg.unlocked():
+    # A faster (or slower) target recipe: rank.finetune, rank.embed_examples.
+    for key, value in r.finetune.items():
+      if value is not None:
+        cfg[key] = value
+    if r.embed_examples:
+      cfg.embed.num_examples = r.embed_examples
     cfg.library = target_lib
     cfg.overwrite = True
     if "taskemb" in ref:
@@ -232,7 +242,7 @@ def embed_target(config: ml_collections.ConfigDict, workdir: str,
     raise LibraryError(
         f"config.model={config.model!r} is not the base model of library "
         f"{lib} ({ref.get('model')}); set --config.model to it")
-  if "textemb" in ref:
+  if "textemb" in ref and (r.textemb or "textemb" in r.method):
     textemb_stage(cfg, workdir)
   if "taskemb" in ref:
     taskemb_stage(cfg, os.path.join(workdir, "target"))

@@ -22,6 +22,7 @@ alone as the ground truth, and their standard deviation reported.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Mapping, Sequence
 
 import ml_collections
@@ -198,19 +199,23 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
                     *, relevance: str = "metric", random_draws: int = 1000,
                     precomputed: Mapping[str, Mapping[str, Mapping[
                         str, float]]] | None = None,
-                    rrf_k: float = 60.0, components: Sequence[str] = ()
+                    rrf_k: float = 60.0, components: Sequence[str] = (),
+                    targets: Mapping[str, Mapping[str, Any]] | None = None
                     ) -> dict[str, Any]:
   """Evaluates every method on one transfer matrix (one data regime).
 
   `precomputed`: {method: {target: {source: score}}} of the methods whose
   scores come from elsewhere (`rank.PRECOMPUTED`: logme, description); a
-  method without scores for a target is skipped there.
+  method without scores for a target is skipped there. `targets`: library
+  records ({"entry", "textemb", "taskemb"}) that replace the library's
+  embeddings of those targets (targets embedded with another recipe).
   """
   precomputed = precomputed or {}
   if relevance not in ("metric", "gain"):
     raise ConfigError(f"config.evaluate.relevance={relevance!r}; use "
                       "'metric' or 'gain'")
   loaded, _ = library_lib.load_all(lib)
+  loaded = {**loaded, **(targets or {})}
   results: dict[str, Any] = {"regime": matrix["regime"], "per_target": {},
                              "mean": {}, "restart_std": {}}
   per_method: dict[tuple[str, str], list] = {}
@@ -240,6 +245,10 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
           pre = precomputed.get(method, {}).get(tgt)
           if method in rank_lib.PRECOMPUTED and pre is None:
             continue
+          if (method not in rank_lib.PRECOMPUTED and targets
+              and tgt in targets
+              and rank_lib.unusable(loaded[tgt], method, components)):
+            continue  # E.g. a target embedded anew without its TextEmb.
           sc = rank_lib.method_scores(method, loaded[tgt], sources,
                                       components=components, rrf_k=rrf_k,
                                       precomputed=pre)
@@ -327,6 +336,40 @@ def description_scores(config: ml_collections.ConfigDict,
   return out
 
 
+def reembed_targets(config: ml_collections.ConfigDict,
+                    matrix: Mapping[str, Any], workdir: str,
+                    lib: str) -> dict[str, dict[str, Any]]:
+  """Embeds every target of `matrix` as the rank stage embeds a new task.
+
+  Each target is fine-tuned and embedded with the library's recipe changed
+  by config.rank.finetune / config.rank.embed_examples, in
+  <workdir>/targets/<target>/ (its fine-tuning run resumes or is reused).
+  Returns {target: library record}; the wall time of each target's
+  embedding is logged and written to <workdir>/targets/seconds.json.
+  """
+  from taskemb_jax import embed  # pylint: disable=import-outside-toplevel
+  entries = {n: library_lib.load(lib, n)["entry"]
+             for n in library_lib.tasks(lib)}
+  out, seconds = {}, {}
+  for tgt in matrix["targets"]:
+    if tgt not in entries:
+      raise LibraryError(f"target {tgt!r} of the transfer matrix is not in "
+                         f"the library {lib}")
+    cfg = config.copy_and_resolve_references()
+    with cfg.unlocked():
+      cfg.task = tgt
+      cfg.rank.method = "textemb+taskemb" if config.rank.textemb else "taskemb"
+    start = time.perf_counter()
+    target_lib = embed.embed_target(
+        cfg, os.path.join(workdir, "targets", files.safe_name(tgt)),
+        entries[tgt], lib)
+    seconds[tgt] = time.perf_counter() - start
+    logging.info("target %s embedded anew in %.1f s", tgt, seconds[tgt])
+    out[tgt] = library_lib.load(target_lib, tgt)
+  files.write_json(os.path.join(workdir, "targets", "seconds.json"), seconds)
+  return out
+
+
 def evaluate_stage(config: ml_collections.ConfigDict,
                    workdir: str) -> list[dict[str, Any]]:
   """Writes evaluation.json and evaluation.md for every transfer matrix."""
@@ -348,10 +391,12 @@ def evaluate_stage(config: ml_collections.ConfigDict,
     if "description" in methods:
       precomputed["description"] = description_scores(config, matrix,
                                                       loaded)
+    targets = (reembed_targets(config, matrix, workdir, lib)
+               if e.reembed_targets else None)
     evaluations.append(evaluate_matrix(
         matrix, lib, methods, relevance=e.relevance,
-        random_draws=e.random_draws, precomputed=precomputed, rrf_k=config.rank.rrf_k,
-        components=rank_comps))
+        random_draws=e.random_draws, precomputed=precomputed,
+        rrf_k=config.rank.rrf_k, components=rank_comps, targets=targets))
   out_dir = workdir or "."
   os.makedirs(out_dir, exist_ok=True)
   files.write_json(os.path.join(out_dir, "evaluation.json"),

@@ -7,7 +7,8 @@ import numpy as np
 
 import synthetic
 from configs import tiny
-from taskemb_jax import demo, embed, evaluation, library, recipe, report
+from taskemb_jax import demo, embed, evaluation, files, library, recipe
+from taskemb_jax import report
 from taskemb_jax import transfer
 
 
@@ -60,6 +61,28 @@ def test_library_sweep_evaluate_report_and_demo(tmp_path):
   assert sum(len(t) for t in logme["scores"].values()) == 3 * 2
   md = open(os.path.join(work, "evaluation.md")).read()
   assert md.startswith("| method |")
+
+  # The targets embedded anew with a faster recipe (the rank stage's for a
+  # new task): fine-tuned on 16 examples, embedded on 12, without TextEmb.
+  fast = cfg.copy_and_resolve_references()
+  fast.evaluate.methods = "textemb,taskemb"
+  fast.evaluate.matrices = work
+  fast.evaluate.reembed_targets = True
+  fast.rank.finetune.train_examples = 16
+  fast.rank.embed_examples = 12
+  fast.rank.textemb = False
+  fast_dir = str(tmp_path / "fast")
+  fast_means = evaluation.evaluate_stage(fast, fast_dir)[0]["mean"]["all"]
+  assert set(fast_means) == {"taskemb"}  # No target has a TextEmb now.
+  seconds = json.load(open(os.path.join(fast_dir, "targets", "seconds.json")))
+  assert sorted(seconds) == sorted(names)
+  for name in names:
+    anew = library.load(os.path.join(
+        fast_dir, "targets", files.safe_name(name), "target_library"), name)
+    assert anew["textemb"] is None and anew["entry"]["num_examples"] == 12
+    mine = library.load(cfg.library, name)["taskemb"]["layer_0/output"]
+    assert not np.allclose(anew["taskemb"]["layer_0/output"], mine, rtol=1e-3,
+                           atol=0)
 
   cfg.report.matrix = work
   cfg.report.evaluation_md = os.path.join(work, "evaluation.md")

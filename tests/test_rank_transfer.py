@@ -118,6 +118,27 @@ def test_evaluate_matrix_by_hand(lib):
   assert "| textemb | 3.00 ± 0.00 |" in md
 
 
+def test_targets_embedded_anew_replace_the_librarys(lib):
+  """A target embedded with another recipe is ranked with its own vectors;
+  methods it lacks the embedding for are skipped for it."""
+  t = library.load(lib, "T")
+  # layer_0 ranks B (cosine 1), D, C; layer_1 ranks C (1), B, D. RRF:
+  # B = 1/61 + 1/62 > C = 1/61 + 1/63 > D = 1/62 + 1/63.
+  anew = {"entry": t["entry"], "textemb": None,
+          "taskemb": {"layer_0/output": np.array([0, 1], np.float32),
+                      "layer_1/output": np.array([1, 0], np.float32)}}
+  res = evaluation.evaluate_matrix(MATRIX, lib, ["textemb", "taskemb"],
+                                   targets={"T": anew})
+  ic = res["per_target"]["T"]["in-class"]
+  # B is second best in truth (C 0.85, B 0.80): rho 2 instead of 1.
+  assert ic["taskemb"]["rho"] == 2
+  assert ic["taskemb"]["regret@1"] == pytest.approx(0.05 / 0.85)
+  assert "textemb" not in ic
+  # The library's own T is untouched.
+  base = evaluation.evaluate_matrix(MATRIX, lib, ["taskemb"])
+  assert base["per_target"]["T"]["in-class"]["taskemb"]["rho"] == 1
+
+
 def test_evaluate_with_gain_relevance(lib):
   res = evaluation.evaluate_matrix(MATRIX, lib, ["textemb"],
                                    relevance="gain")
