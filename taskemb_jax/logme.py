@@ -291,5 +291,5 @@ def scores_for_matrix(config, matrix: Mapping[str, Any],
       seconds.setdefault(tgt, {})[src] = time.perf_counter() - start
       logging.info("LogME %s -> %s: %.4f (%.1f s)", src, tgt,
                    scores[tgt][src], seconds[tgt][src])
-      files.write_json(cache_path, cache)
+      sharding.on_writer(lambda: files.write_json(cache_path, cache))
   return scores

@@ -78,7 +78,8 @@ def setup_output(workdir: str, verbosity: int) -> None:
   handler.addFilter(_QuietLibraries())
   if verbosity < 1:
     handler.setLevel(logging_std.WARNING)
-    progress.show_on_terminal(sys.stderr)
+    if jax.process_index() == 0:  # One process's bars for a job of several.
+      progress.show_on_terminal(sys.stderr)
   if workdir and jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
     log = logging_std.FileHandler(os.path.join(workdir, LOG_FILE))
@@ -101,7 +102,9 @@ def main(argv):
                  jax.process_index(), jax.process_count(), jax.devices())
     run(_CONFIG.value, _WORKDIR.value or "")
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
+    # An error every process of a job raised is printed by process 0 only.
+    if not getattr(e, "on_every_process", False) or jax.process_index() == 0:
+      print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
 
 
