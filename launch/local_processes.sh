@@ -27,10 +27,14 @@ fi
 N=$1
 shift
 PY=${PYTHON:-.venv/bin/python}
-PORT=${JAX_COORDINATOR_PORT:-$($PY -c 'import socket
+PORT=${JAX_COORDINATOR_PORT:-$("${PY%% *}" -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])')}
+if [[ -z "$PORT" ]]; then
+  echo "$0: found no free port for the coordinator" >&2
+  exit 2
+fi
 export JAX_COORDINATOR_ADDRESS=127.0.0.1:$PORT JAX_NUM_PROCESSES=$N
 
 # Each process's share of the GPUs (none on a CPU-only machine).

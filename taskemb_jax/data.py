@@ -84,6 +84,7 @@ class Split:
   encoder: tokenizes a list of records like `features` were (None when
     `features` hold every record).
   kind: the task kind ('' = read from the features).
+  process, num_processes: which of how many processes holds this split.
   """
 
   records: list[dict]
@@ -94,6 +95,8 @@ class Split:
   feature_start: int = 0
   encoder: Callable[[list[dict]], Features] | None = None
   kind: str = ""
+  process: int = 0
+  num_processes: int = 1
 
   def __post_init__(self):
     if self.lengths is None:  # Every feature of the split is here.
@@ -180,7 +183,7 @@ def share_split(records: list[dict], encoder: Callable[[list[dict]], Features],
   feature_record = sharding.gather_rows(record)
   first = int(np.searchsorted(feature_record, lo, side="left"))
   return Split(records, features, lengths, feature_record, lo, first,
-               encoder, kind)
+               encoder, kind, p, n)
 
 
 def _encode(encoder, records: list[dict], offset: int) -> Features:
@@ -267,9 +270,9 @@ def planned_batches(split: Split, batch_size: int, max_length: int, *,
   plan = batching.plan(split.lengths, batch_size,
                        batching.bucket_lengths(max_length), shuffle=shuffle,
                        seed=seed, epoch=epoch)
-  p, n = jax.process_index(), jax.process_count()
   for bucket_len, global_rows in plan[skip:]:
-    mine = batching.shard_rows(global_rows, n, p)
+    mine = batching.shard_rows(global_rows, split.num_processes,
+                               split.process)
     real = mine >= 0
     feats = rows(split, mine[real])
     positions = np.full(len(mine), -1, np.int64)

@@ -94,6 +94,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from taskemb_jax import sharding  # pylint: disable=import-outside-toplevel
   try:
+    if flags.FLAGS.verbosity < 1:  # Also JAX's start-up lines of a job.
+      logging.get_absl_handler().setLevel(logging_std.WARNING)
     sharding.maybe_initialize_distributed()
     validate.check_config(_CONFIG.value)  # Before anything is written.
     setup_output(_WORKDIR.value or "", flags.FLAGS.verbosity)
