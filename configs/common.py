@@ -123,7 +123,8 @@ def get_config() -> ml_collections.ConfigDict:
   # --- Ranking (rank stage) -------------------------------------------------
   c.rank = ml_collections.ConfigDict()
   # textemb | taskemb | textemb+taskemb | taskemb:<component> | datasize |
-  # random. Default from the offline mini-study (README): TaskEmb fused over
+  # random | description (of the tasks' descriptions). Default from the
+  # offline mini-study (README): TaskEmb fused over
   # all components ranked best (all-class rho 1.75 vs 2.38 with TextEmb fused
   # in, 2.75 for TextEmb alone; no single component or layer subset did
   # better beyond the spread over restarts).
@@ -137,6 +138,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.rank.rrf_k = 60.0
   # Seed of the random baseline.
   c.rank.seed = 0
+  # Embed the target anew (fine-tune, TextEmb, TaskEmb with the library's
+  # recipe) even if the library holds it; it is never its own source.
+  c.rank.reembed = False
+  # The target's description for method 'description' ('' = its own: the
+  # bank's tasks carry one).
+  c.rank.description = ""
 
   # --- Transfer sweep (transfer stage) -------------------------------------
   c.transfer = ml_collections.ConfigDict()
@@ -176,13 +183,14 @@ def get_config() -> ml_collections.ConfigDict:
   c.transfer.qa = recipe.override_group()
   # Runs of tagging tasks.
   c.transfer.tagging = recipe.override_group()
-  # Target runs of the sweep only (sources keep the above).
-  c.transfer.target = recipe.override_group()
+  # Target runs of the sweep only (sources keep the above), and per class
+  # (transfer.target.qa.<field> ...).
+  c.transfer.target = recipe.override_group(per_class=True)
   # Fields of each group: learning_rate, batch_size, num_epochs, max_length,
   # warmup_proportion, weight_decay, max_grad_norm, adam_epsilon,
   # eval_batch_size, max_eval_examples, save_latest, checkpoint_every_steps,
-  # dropout, doc_stride, max_query_length, freeze_encoder, dtype (meanings
-  # and types as the top-level fields above).
+  # dropout, doc_stride, max_query_length, freeze_encoder, dtype,
+  # train_examples (meanings and types as the top-level fields above).
 
   # --- Evaluation of rankings (evaluate stage) -----------------------------
   c.evaluate = ml_collections.ConfigDict()
@@ -191,7 +199,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.evaluate.matrices = ""
   # Methods to evaluate; 'taskemb:*' = every TaskEmb component alone.
   c.evaluate.methods = ("textemb,taskemb,textemb+taskemb,taskemb:*,datasize,"
-                        "random,logme")
+                        "random,logme,description")
   # NDCG relevance: 'metric' (target metric after transfer) or 'gain'
   # (relative gain over no intermediate task, clipped at 0).
   c.evaluate.relevance = "metric"

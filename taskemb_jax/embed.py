@@ -209,10 +209,11 @@ def embed_target(config: ml_collections.ConfigDict, workdir: str,
 
   Returns the path of the one-task library it is written to.
 
-  The target is fine-tuned with the sweep's recipe for its class
-  (`recipe.run_config`) and embedded into <workdir>/target_library with
-  the options the library recorded (base model, estimator, fine-tuning mode,
-  lengths), so that it compares with the sources.
+  The target is fine-tuned and embedded with the recipe of the library's
+  tasks of its class (`recipe.run_config`: lengths, epochs, learning rate)
+  and the method options the library recorded (base model, estimator,
+  fine-tuning mode, dtype), into <workdir>/target_library, so that it
+  compares with the sources.
   """
   # Fine-tuned like the library's tasks of its class (the sweep's recipe).
   cfg = recipe.run_config(config, config.task,
@@ -222,15 +223,12 @@ def embed_target(config: ml_collections.ConfigDict, workdir: str,
   with cfg.unlocked():
     cfg.library = target_lib
     cfg.overwrite = True
-    if "textemb" in ref:
-      cfg.max_length = ref["textemb"]["max_length"]
     if "taskemb" in ref:
       t = ref["taskemb"]
       cfg.embed.estimator = t["estimator"]
       cfg.embed.finetune = t["finetune"]
       cfg.embed.num_samples = t["num_samples"]
       cfg.embed.sigma = t["sigma"]
-      cfg.max_length = t["max_length"]
       cfg.dtype = t["dtype"]
   base = encoders.base_fingerprints(encoders.spec_from_config(cfg))
   if base != ref["base"]:

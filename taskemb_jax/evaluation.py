@@ -197,10 +197,17 @@ def expand_methods(spec: str, components: Sequence[str]) -> list[str]:
 
 def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
                     *, relevance: str = "metric", random_draws: int = 1000,
-                    logme: Mapping[str, Mapping[str, float]] | None = None,
+                    precomputed: Mapping[str, Mapping[str, Mapping[
+                        str, float]]] | None = None,
                     rrf_k: float = 60.0, components: Sequence[str] = ()
                     ) -> dict[str, Any]:
-  """Evaluates every method on one transfer matrix (one data regime)."""
+  """Evaluates every method on one transfer matrix (one data regime).
+
+  `precomputed`: {method: {target: {source: score}}} of the methods whose
+  scores come from elsewhere (`rank.PRECOMPUTED`: logme, description); a
+  method without scores for a target is skipped there.
+  """
+  precomputed = precomputed or {}
   if relevance not in ("metric", "gain"):
     raise ConfigError(f"config.evaluate.relevance={relevance!r}; use "
                       "'metric' or 'gain'")
@@ -231,8 +238,8 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
               len(names)), rel) for d in range(random_draws)]
           res = _mean(draws)
         else:
-          pre = logme.get(tgt) if (logme and method == "logme") else None
-          if method == "logme" and pre is None:
+          pre = precomputed.get(method, {}).get(tgt)
+          if method in rank_lib.PRECOMPUTED and pre is None:
             continue
           sc = rank_lib.method_scores(method, loaded[tgt], sources,
                                       components=components, rrf_k=rrf_k,
@@ -300,6 +307,27 @@ def markdown(evaluations: Sequence[Mapping[str, Any]],
   return "\n".join(lines) + "\n"
 
 
+def description_scores(config: ml_collections.ConfigDict,
+                       matrix: Mapping[str, Any],
+                       loaded: Mapping[str, Mapping[str, Any]]
+                       ) -> dict[str, dict[str, float]]:
+  """{target: {source: score}} of the `description` method: the cosine of
+  the tasks' description vectors under the base model (a sentence encoder).
+  """
+  # The encoder is a model (JAX); other methods need none.
+  from taskemb_jax import description  # pylint: disable=import-outside-toplevel
+  encoder = description.load_encoder(config.model)
+  texts = {n: description.task_description(n, t["entry"])
+           for n, t in loaded.items()}
+  out = {}
+  for tgt in matrix["targets"]:
+    sources = {s: texts[s] for s in matrix["pairs"].get(tgt, {})
+               if s in texts and texts[s]}
+    if texts.get(tgt) and sources:
+      out[tgt] = description.description_scores(texts[tgt], sources, encoder)
+  return out
+
+
 def evaluate_stage(config: ml_collections.ConfigDict,
                    workdir: str) -> list[dict[str, Any]]:
   """Writes evaluation.json and evaluation.md for every transfer matrix."""
@@ -313,14 +341,17 @@ def evaluate_stage(config: ml_collections.ConfigDict,
   rank_comps = files.comma_list(config.rank.components)
   for path in paths:
     matrix = transfer.read_matrix(path)
-    logme_scores = None
+    precomputed = {}
     if "logme" in methods:
       # LogME runs the source models (JAX); other methods need none.
       from taskemb_jax import logme  # pylint: disable=import-outside-toplevel
-      logme_scores = logme.scores_for_matrix(config, matrix, path)
+      precomputed["logme"] = logme.scores_for_matrix(config, matrix, path)
+    if "description" in methods:
+      precomputed["description"] = description_scores(config, matrix,
+                                                      loaded)
     evaluations.append(evaluate_matrix(
         matrix, lib, methods, relevance=e.relevance,
-        random_draws=e.random_draws, logme=logme_scores, rrf_k=config.rank.rrf_k,
+        random_draws=e.random_draws, precomputed=precomputed, rrf_k=config.rank.rrf_k,
         components=rank_comps))
   out_dir = workdir or "."
   table = markdown(evaluations, methods)

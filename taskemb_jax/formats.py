@@ -462,8 +462,18 @@ def local_task(path: str, kind: str, name: str | None = None) -> Task:
   if os.path.isfile(path):
     def load_file(split, data_dir):
       del data_dir
-      return [r for r in iter_file(path, kind)
-              if split_of(normalize_key(record_text(kind, r))) == split]
+      out = [r for r in iter_file(path, kind)
+             if split_of(normalize_key(record_text(kind, r))) == split]
+      if not out:
+        keys = {normalize_key(record_text(kind, r))
+                for r in iter_file(path, kind)}
+        raise DataError(
+            f"{path}: no example falls into the {split} split ({len(keys)} "
+            "distinct texts; a single file is split 80/10/10 by a hash of "
+            "each example's text, so a few dozen distinct examples are "
+            "needed); give more examples, or a folder with train / "
+            "validation / test files")
+      return out
     return Task(name=name, kind=kind, loader=load_file, source="local",
                 description=f"local file {path}")
 

@@ -48,8 +48,11 @@ Record = dict[str, Any]
 # ---------------------------------------------------------------- tokenizer
 
 
-def load_tokenizer(name_or_path: str):
-  """Loads a *fast* (Rust, offset-tracking) tokenizer.
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def _load_tokenizer(name_or_path: str):
+  """Loads a *fast* (Rust, offset-tracking) tokenizer, once per process.
 
   Args:
     name_or_path: a local folder holding ``tokenizer.json`` or ``vocab.txt``
@@ -107,6 +110,15 @@ def load_tokenizer(name_or_path: str):
         f"tokenizer {name_or_path!r} is not a fast tokenizer (character "
         "offsets are needed); provide a tokenizer.json")
   return tokenizer
+
+
+def load_tokenizer(name_or_path: str):
+  """`_load_tokenizer`, cached per process by name or folder."""
+  key = os.path.abspath(name_or_path) if os.path.isdir(name_or_path) \
+      else name_or_path
+  if key not in _TOKENIZERS:
+    _TOKENIZERS[key] = _load_tokenizer(name_or_path)
+  return _TOKENIZERS[key]
 
 
 def _check_tokenizer(tokenizer) -> None:

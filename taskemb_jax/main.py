@@ -65,21 +65,26 @@ class _QuietLibraries(logging_std.Filter):
 LOG_FILE = "taskemb.log"
 
 
-def setup_output(workdir: str, verbosity: int) -> None:
-  """What reaches the terminal, and the detailed log in the workdir.
+def setup_terminal(verbosity: int) -> None:
+  """What reaches the terminal.
 
-  By default the terminal shows progress bars, short status lines,
-  warnings and the results; the detailed log (INFO lines of every stage,
-  with times) goes to <workdir>/taskemb.log. With --verbosity=1 (or more)
-  the detailed log is shown on the terminal too.
+  By default: progress bars, short status lines, warnings and the results.
+  With --verbosity=1 (or more) also the detailed log (`setup_log_file`).
   """
   logging.set_verbosity(logging.INFO)  # --verbosity=1 would mean DEBUG.
   handler = logging.get_absl_handler()
   handler.addFilter(_QuietLibraries())
   if verbosity < 1:
     handler.setLevel(logging_std.WARNING)
-    if jax.process_index() == 0:  # One process's bars for a job of several.
-      progress.show_on_terminal(sys.stderr)
+    progress.show_on_terminal(sys.stderr)
+
+
+def setup_log_file(workdir: str) -> None:
+  """The detailed log (INFO lines of every stage, with times) goes to
+  <workdir>/taskemb.log, written by the first process only; the other
+  processes of a job show no progress bars either (one process's bars)."""
+  if jax.process_index() != 0:
+    progress.show_on_terminal(None)
   if workdir and jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
     log = logging_std.FileHandler(os.path.join(workdir, LOG_FILE))
@@ -93,12 +98,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from taskemb_jax import sharding  # pylint: disable=import-outside-toplevel
+  setup_terminal(flags.FLAGS.verbosity)
   try:
-    if flags.FLAGS.verbosity < 1:  # Also JAX's start-up lines of a job.
-      logging.get_absl_handler().setLevel(logging_std.WARNING)
     sharding.maybe_initialize_distributed()
     validate.check_config(_CONFIG.value)  # Before anything is written.
-    setup_output(_WORKDIR.value or "", flags.FLAGS.verbosity)
+    setup_log_file(_WORKDIR.value or "")
     sharding.configure_jax(_CONFIG.value)
     logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__,
                  jax.process_index(), jax.process_count(), jax.devices())

@@ -233,12 +233,29 @@ def read_config(model_dir: str) -> BertConfig:
     raise UserError(f"{path}: not a usable BERT config: {e}") from e
 
 
+_TENSORS: dict[tuple, dict[str, np.ndarray]] = {}
+
+
 def read_tensors(model_dir: str) -> dict[str, np.ndarray]:
+  """The checkpoint's tensors by Hugging Face name (read-only arrays).
+
+  Read once per process while the file keeps its size and modification
+  time: a long-lived process (the service's worker) builds many models on
+  the same weights.
+  """
   path = os.path.join(model_dir, "model.safetensors")
   if not os.path.exists(path):
     raise UserError(f"{path}: missing (only safetensors checkpoints are read)")
-  import safetensors.numpy  # pylint: disable=import-outside-toplevel
-  return safetensors.numpy.load_file(path)
+  st = os.stat(path)
+  key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+  if key not in _TENSORS:
+    import safetensors.numpy  # pylint: disable=import-outside-toplevel
+    tensors = safetensors.numpy.load_file(path)
+    for t in tensors.values():
+      t.flags.writeable = False
+    _TENSORS.clear()  # One checkpoint at a time is what runs use.
+    _TENSORS[key] = tensors
+  return _TENSORS[key]
 
 
 def load_encoder(model: nnx.Module, model_dir: str,

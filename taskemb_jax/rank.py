@@ -32,6 +32,10 @@ from taskemb_jax import library as library_lib
 from taskemb_jax import sharding
 from taskemb_jax.errors import ConfigError, LibraryError
 
+# Methods whose scores come from elsewhere: LogME runs the source models
+# (`taskemb_jax.logme`), description compares the tasks' description texts
+# with a sentence encoder (`taskemb_jax.description`).
+PRECOMPUTED = ("logme", "description")
 BASIC_METHODS = ("textemb", "taskemb", "textemb+taskemb", "datasize",
                  "random")
 
@@ -188,13 +192,13 @@ def method_scores(method: str, target: Mapping[str, Any],
   if method == "random":
     rng = np.random.default_rng([seed, sum(map(ord, target["entry"]["name"]))])
     return dict(zip(names, map(float, rng.random(len(names)))))
-  if method == "logme":
+  if method in PRECOMPUTED:
     if precomputed is None:
-      raise ConfigError("method 'logme' needs precomputed scores")
+      raise ConfigError(f"method {method!r} needs precomputed scores")
     return {n: float(precomputed[n]) for n in names}
   raise ConfigError(f"unknown ranking method {method!r}; use one of "
-                    f"{', '.join(BASIC_METHODS)}, taskemb:<component> or "
-                    "logme")
+                    f"{', '.join(BASIC_METHODS + PRECOMPUTED)} or "
+                    "taskemb:<component>")
 
 
 def unusable(loaded: Mapping[str, Any], method: str,
@@ -243,6 +247,25 @@ def ranked_table(target: str, scores: Mapping[str, float],
   return "\n".join(lines)
 
 
+def _description_scores(config: ml_collections.ConfigDict,
+                        target: Mapping[str, Any],
+                        sources: Mapping[str, Mapping[str, Any]]
+                        ) -> dict[str, float]:
+  """The `description` method's scores: config.rank.description (or the
+  target's own description) against each source's description."""
+  # The sentence encoder is a model (JAX); other methods need none.
+  from taskemb_jax import description  # pylint: disable=import-outside-toplevel
+  text = config.rank.description or description.task_description(
+      target["name"], target)
+  if not text:
+    raise ConfigError(f"target {target['name']!r} has no description; give "
+                      "one with --config.rank.description")
+  return description.description_scores(
+      text, {n: description.task_description(n, s["entry"])
+             for n, s in sources.items()},
+      description.load_encoder(config.model))
+
+
 def rank_stage(config: ml_collections.ConfigDict,
                workdir: str) -> dict[str, Any]:
   """Ranks the library's tasks as sources for config.task."""
@@ -256,7 +279,8 @@ def rank_stage(config: ml_collections.ConfigDict,
   if not sources:
     raise LibraryError(f"{lib}: no {'readable ' if skipped else ''}source "
                        f"tasks besides {target_name!r}")
-  if target_name in names:
+  target_lib = lib
+  if target_name in names and not r.reembed:
     target = library_lib.load(lib, target_name)
   else:
     if not workdir:
@@ -265,8 +289,8 @@ def rank_stage(config: ml_collections.ConfigDict,
     # Only a target outside the library needs the model (and JAX).
     from taskemb_jax import embed  # pylint: disable=import-outside-toplevel
     ref = next(iter(sources.values()))["entry"]
-    target = library_lib.load(embed.embed_target(config, workdir, ref, lib),
-                              target_name)
+    target_lib = embed.embed_target(config, workdir, ref, lib)
+    target = library_lib.load(target_lib, target_name)
   if scope == "in-class":
     fam = target["entry"]["family"]
     sources = {n: s for n, s in sources.items()
@@ -288,13 +312,19 @@ def rank_stage(config: ml_collections.ConfigDict,
   if not sources:
     raise LibraryError(f"{lib}: no usable source task for {target_name!r} "
                        f"(scope {scope!r})")
+  pre = None
+  if r.method == "description":
+    pre = _description_scores(config, target["entry"], sources)
   scores = method_scores(r.method, target, sources, components=comps,
-                         rrf_k=r.rrf_k, seed=r.seed)
+                         rrf_k=r.rrf_k, seed=r.seed, precomputed=pre)
   order = rank_order(scores)
   entries = {n: s["entry"] for n, s in sources.items()}
   result = {
       "target": target_name, "method": r.method, "scope": scope,
       "library": os.path.abspath(lib),
+      # The library holding the target's embeddings (`lib`, or the one-task
+      # library it was embedded into).
+      "target_library": os.path.abspath(target_lib),
       "components": comps or (shared_components(
           [target] + list(sources.values())) if "taskemb" in r.method
                                else []),

@@ -9,9 +9,10 @@ one winning:
   2. `FAMILY_DEFAULTS` of the task's class (the paper's settings);
   3. ``transfer.all.<field>``;
   4. ``transfer.<class>.<field>`` (classification, qa or tagging);
-  5. ``transfer.target.<field>``, for target runs of the sweep only.
+  5. ``transfer.target.<field>``, for target runs of the sweep only;
+  6. ``transfer.target.<class>.<field>``, for target runs of that class.
 
-Groups 3-5 hold a typed placeholder for every field of `OVERRIDABLE` (None
+Groups 3-6 hold a typed placeholder for every field of `OVERRIDABLE` (None
 = not set), so the config itself refuses a value of the wrong type
 (``--config.transfer.target.num_epochs=2.9`` is an error, not 2).
 
@@ -63,18 +64,27 @@ OVERRIDABLE = {
     "max_eval_examples": int, "save_latest": bool,
     "checkpoint_every_steps": int, "dropout": float, "doc_stride": int,
     "max_query_length": int, "freeze_encoder": bool, "dtype": str,
+    "train_examples": int,
 }
 
 # The override groups of config.transfer, in the order they apply.
-GROUPS = ("all", "classification", "qa", "tagging", "target")
+GROUPS = ("all", "classification", "qa", "tagging", "target",
+          "target.classification", "target.qa", "target.tagging")
 
 SETTINGS = "settings.json"  # A run folder's record of its settings.
 
 
-def override_group() -> ml_collections.ConfigDict:
-  """A ConfigDict with an unset, typed placeholder per `OVERRIDABLE` field."""
-  return ml_collections.ConfigDict(
+def override_group(per_class: bool = False) -> ml_collections.ConfigDict:
+  """A ConfigDict with an unset, typed placeholder per `OVERRIDABLE` field.
+
+  With `per_class`, also one such group per class (transfer.target.qa ...).
+  """
+  group = ml_collections.ConfigDict(
       {k: placeholder(t) for k, t in OVERRIDABLE.items()})
+  if per_class:
+    for family in FAMILY_DEFAULTS:
+      group[family] = override_group()
+  return group
 
 
 def run_config(config: ml_collections.ConfigDict, task: str, *,
@@ -95,19 +105,23 @@ def run_config(config: ml_collections.ConfigDict, task: str, *,
   """
   family = tasks_lib.get_task(task).family
   c = config.copy_and_resolve_references()
-  groups = ["all", family] + (["target"] if target else [])
+  groups = [("all",), (family,)] + (
+      [("target",), ("target", family)] if target else [])
   with c.unlocked():
     c.task = task
     c.update(FAMILY_DEFAULTS[family])
+    c.train_examples = examples
     for group in groups:
-      for key, value in c.transfer[group].items():
-        if value is None:
+      values = c.transfer
+      for part in group:
+        values = values.get(part) if values is not None else None
+      for key, value in (values or {}).items():
+        if value is None or isinstance(value, ml_collections.ConfigDict):
           continue
         if key not in c or isinstance(c[key], ml_collections.ConfigDict):
-          raise ConfigError(f"config.transfer.{group}.{key} is not a "
-                            "training field")
+          raise ConfigError(f"config.transfer.{'.'.join(group)}.{key} is "
+                            "not a training field")
         c[key] = value
-    c.train_examples = examples
     c.seed = seed
     c.init_from = init_from
     c.eval_split = "validation"

@@ -128,6 +128,47 @@ def test_evaluate_with_gain_relevance(lib):
   assert ic["ndcg"] == pytest.approx(dcg / ideal)
 
 
+def test_precomputed_methods_rank_by_their_scores(lib):
+  """description (and logme) rank by scores computed elsewhere; a target
+  without them is skipped, not failed."""
+  pre = {"description": {"T": {"B": 0.2, "C": 0.9, "D": 0.5, "E": 0.1}}}
+  t, src = library.load(lib, "T"), loaded(lib, "BCD")
+  assert rank.method_scores("description", t, src,
+                            precomputed=pre["description"]["T"]) == {
+                                "B": 0.2, "C": 0.9, "D": 0.5}
+  with pytest.raises(ConfigError, match="needs precomputed scores"):
+    rank.method_scores("description", t, src)
+  res = evaluation.evaluate_matrix(MATRIX, lib, ["description", "logme"],
+                                   precomputed=pre)
+  ic = res["per_target"]["T"]["in-class"]
+  assert ic["description"]["rho"] == 1  # C first: the best.
+  assert ic["description"]["regret@1"] == 0.0
+  assert "logme" not in ic  # No LogME scores given: skipped.
+
+
+def test_description_method_of_the_evaluate_stage(lib, tmp_path):
+  """The stage scores descriptions with the base model's sentence vectors:
+  identical descriptions score 1, so their task ranks first."""
+  from taskemb_jax import description  # pylint: disable=import-outside-toplevel
+  for name, text in (("T", "spam filter for e-mails"),
+                     ("B", "spam filter for e-mails"),
+                     ("C", "parts of speech of words"),
+                     ("D", "questions about a passage")):
+    entry = library.load(lib, name)["entry"]
+    library.add(lib, dict(entry, description=text),
+                textemb=library.load(lib, name)["textemb"],
+                textemb_options={"max_length": 64}, overwrite=True)
+  cfg = tiny.get_config()
+  loaded_all, _ = library.load_all(lib)
+  scores = evaluation.description_scores(cfg, MATRIX, loaded_all)["T"]
+  assert scores["B"] == pytest.approx(1.0, abs=1e-5)
+  assert max(scores, key=scores.get) == "B"
+  enc = description.load_encoder(cfg.model)
+  assert scores["C"] == pytest.approx(description.description_scores(
+      "spam filter for e-mails", {"C": "parts of speech of words"},
+      enc)["C"], abs=1e-6)
+
+
 def test_rank_stage_writes_ranking(lib, tmp_path):
   cfg = tiny.get_config()
   cfg.library = lib

@@ -90,6 +90,16 @@ def test_precedence_of_the_groups():
   assert recipe.run_config(config, "wn-defqa", examples=5,
                            seed=1).num_epochs == 4
   assert c.transfer.all.learning_rate is None  # Unset placeholders stay None.
+  # Per-class target groups apply last, to target runs of that class only.
+  config.transfer.target.qa.train_examples = 3
+  config.transfer.target.qa.dropout = 0.2
+  qa_target = recipe.run_config(config, "wn-defqa", examples=5, seed=1,
+                                target=True)
+  assert (qa_target.train_examples, qa_target.dropout) == (3, 0.2)
+  assert recipe.run_config(config, "wn-defqa", examples=5,
+                           seed=1).train_examples == 5  # A source.
+  assert recipe.run_config(config, "mr-polarity", examples=5, seed=1,
+                           target=True).train_examples == 5
 
 
 def test_groups_are_typed():

@@ -51,8 +51,8 @@ def test_detect_reports_what_the_pipeline_will_see(tmp_path):
   # The engine's own checks of the split: a duplicated text is one example.
   dup = sf.write_jsonl(str(tmp_path / "dup.jsonl"),
                        [{"text": "same", "label": i % 2} for i in range(30)])
-  with pytest.raises(DataError, match=r"^task 'classification:dup.jsonl': "
-                     "split 'validation' is empty"):
+  with pytest.raises(DataError, match=r"^dup.jsonl: no example falls into "
+                     r"the (validation|test) split \(1 distinct texts"):
     pipeline.detect(dup, "classification", "dup.jsonl", 1000)
   folder = synthetic.write_task(str(tmp_path / "t"), "tagging", n_train=20)
   d = pipeline.detect(folder + "/train.conll", "tagging", "t.conll", 1000)

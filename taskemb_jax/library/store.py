@@ -64,7 +64,8 @@ LOCK, TURN = ".lock", ".lock.turn"
 TEXTEMB, TASKEMB, ENTRY = "textemb.npy", "taskemb.npz", "entry.json"
 FILES = {"textemb": TEXTEMB, "taskemb": TASKEMB}
 # Options that may differ between tasks of one comparison (data, not method).
-PER_TASK_OPTIONS = ("num_examples", "components", "seed")
+# Input lengths differ by class, as in the paper (QA's windows are longer).
+PER_TASK_OPTIONS = ("num_examples", "components", "seed", "max_length")
 # Staging and backup folders of an unfinished write: .<folder>.new|old-<id>.
 _SIDE = re.compile(r"\.(.+)\.(new|old)(-[A-Za-z0-9_]+)?")
 _T = TypeVar("_T")

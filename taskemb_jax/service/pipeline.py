@@ -119,19 +119,8 @@ def detect(path: str, kind: str, shown: str, max_examples: int
 # A job's ranking and its views.
 
 
-def _cosine(target: np.ndarray, vectors: Mapping[str, np.ndarray]
-            ) -> dict[str, float]:
-  t = np.asarray(target, np.float64)
-  t = t / max(np.linalg.norm(t), 1e-30)
-  out = {}
-  for n, v in vectors.items():
-    v = np.asarray(v, np.float64)
-    out[n] = float(v @ t / max(np.linalg.norm(v), 1e-30))
-  return out
-
-
 def _order(scores: Mapping[str, float]) -> list[str]:
-  return sorted(scores, key=lambda n: (-scores[n], n))
+  return rank_lib.rank_order(dict(scores))
 
 
 def pca_2d(x: np.ndarray) -> np.ndarray:
@@ -259,7 +248,7 @@ def rank_job(config: ml_collections.ConfigDict, workdir: str, *,
   is the new task's library record (entry, textemb, taskemb), or None.
   """
   lib = config.library
-  loaded = {n: library_lib.load(lib, n) for n in library_lib.tasks(lib)}
+  loaded, _ = library_lib.load_all(lib, skip_unreadable=True)
   descriptions = {n: description_lib.task_description(n, t["entry"])
                   for n, t in loaded.items()}
   views: dict[str, dict[str, float]] = {}
@@ -270,17 +259,16 @@ def rank_job(config: ml_collections.ConfigDict, workdir: str, *,
       cfg.stage, cfg.task = "rank", f"{kind}:{data_path}"
     try:
       ranked = rank_lib.rank_stage(cfg, workdir)
-      target = library_lib.load(os.path.join(workdir, "target_library"),
-                                cfg.task)
+      target = library_lib.load(ranked["target_library"], cfg.task)
     except UserError as e:
       raise type(e)(public(str(e), data_path, shown)) from None
     order = [s["name"] for s in ranked["sources"]]
     views[ranked["method"]] = {s["name"]: s["score"]
                                for s in ranked["sources"]}
     if ranked["method"] != "textemb" and target["textemb"] is not None:
-      views["textemb"] = _cosine(target["textemb"], {
-          n: loaded[n]["textemb"] for n in order
-          if loaded[n]["textemb"] is not None})
+      with_text = {n: loaded[n] for n in order
+                   if loaded[n]["textemb"] is not None}
+      views["textemb"] = rank_lib.method_scores("textemb", target, with_text)
     extra = {"scope": ranked["scope"], "skipped": [
         {"name": s["name"], "reason": public(s["reason"], data_path, shown)}
         for s in ranked["skipped"]]}

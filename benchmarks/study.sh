@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Study v2 (configs/study.py), end to end and in sittings:
+#   bash benchmarks/study.sh [WORKDIR]      (default work/study2)
+# 1. restore: result files of target runs finished in earlier sittings
+#    (results/study_v2/runs/, committed) are copied into WORKDIR/runs, so
+#    the sweep skips them (each records its settings; a changed recipe is
+#    refused, not mixed in);
+# 2. build_library: fine-tune every bank task on 1,000 examples and embed it
+#    (resumable; its source runs are the sweep's sources);
+# 3. transfer: 12 targets x (45 sources + none) x 2 restarts; every finished
+#    run's result.json is copied to results/study_v2/runs/ as it appears
+#    (every 60 s), to be committed;
+# 4. evaluate (every method, LogME included) and report.
+# Wall time of every stage: results/study_v2/timings.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+W=${1:-work/study2}
+OUT=results/study_v2
+PY=${PYTHON:-.venv/bin/python}
+# The library the study builds and ranks with (the shipped one is this
+# library, copied to library/minilm-l6 once complete).
+LIB=${LIBRARY:-$W/library}
+mkdir -p "$W/runs" "$OUT/runs"
+
+save_results() {  # WORKDIR/runs/**/result.json -> results/study_v2/runs/
+  (cd "$W/runs" && find . -name result.json) | while read -r f; do
+    mkdir -p "$OUT/runs/$(dirname "$f")"
+    cp -u "$W/runs/$f" "$OUT/runs/$f"
+  done
+}
+
+# 1. Restore what earlier sittings finished.
+(cd "$OUT/runs" && find . -name result.json) | while read -r f; do
+  mkdir -p "$W/runs/$(dirname "$f")"
+  [[ -e "$W/runs/$f" ]] || cp "$OUT/runs/$f" "$W/runs/$f"
+done
+
+$PY -m taskemb_jax.bank fetch --quiet
+declare -A SECONDS_OF
+run_stage() {  # run_stage STAGE CONFIG [flags...]
+  local stage=$1 config=$2; shift 2
+  local start; start=$(date +%s)
+  echo "== $stage"
+  $PY -m taskemb_jax.main --config="$config" --config.stage="$stage" \
+    --config.library="$LIB" "$@"
+  SECONDS_OF[$stage]=$(( $(date +%s) - start ))
+}
+
+run_stage build_library configs/library.py --workdir="$W"
+
+( while sleep 60; do save_results; done ) &
+SAVER=$!
+trap 'kill $SAVER 2>/dev/null || true' EXIT
+run_stage transfer configs/study.py --workdir="$W"
+save_results
+
+run_stage evaluate configs/study.py --workdir="$W"
+run_stage report configs/study.py --workdir="$OUT" \
+  --config.report.matrix="$W" --config.report.evaluation_md="$W/evaluation.md"
+cp "$W"/transfer_matrix.json "$W"/transfer_matrix.csv "$W"/evaluation.json \
+  "$W"/evaluation.md "$W"/logme_scores.json "$OUT"/
+cat > "$OUT/timings.json" <<JSON
+{"build_library_s": ${SECONDS_OF[build_library]}, "transfer_s": ${SECONDS_OF[transfer]},
+ "evaluate_s": ${SECONDS_OF[evaluate]}, "report_s": ${SECONDS_OF[report]},
+ "cpus": $(nproc), "date": "$(date -u +%FT%TZ)"}
+JSON
+cat "$OUT/timings.json"
