@@ -143,13 +143,27 @@ def restore(workdir: str, which: str, target: nnx.State | None = None
   if target is None:
     return _restore_to_host(workdir, which, step)
   with _manager(workdir, which) as mngr:
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct,
-                            nnx.to_pure_dict(target))
+    abstract = jax.tree.map(_restore_target, nnx.to_pure_dict(target))
     out = mngr.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract),
         meta=ocp.args.JsonRestore()))
   nnx.replace_by_pure_dict(target, out["state"])
   return target, dict(out["meta"])
+
+
+def _restore_target(x: Any) -> jax.ShapeDtypeStruct:
+  """Shape, dtype and sharding a leaf of a restore target asks for.
+
+  A leaf without a sharding (numpy weights, e.g. of a model started from
+  another run's encoder) is read onto this process's first device: never
+  onto the devices that saved the checkpoint, which another topology (a
+  job of another process or device count) does not have.
+  """
+  out = ocp.utils.to_shape_dtype_struct(x)
+  if getattr(out, "sharding", None) is None:
+    out = jax.ShapeDtypeStruct(out.shape, out.dtype, sharding=(
+        jax.sharding.SingleDeviceSharding(jax.local_devices()[0])))
+  return out
 
 
 def _restore_to_host(workdir: str, which: str, step: int

@@ -17,6 +17,7 @@ epoch is saved.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import math
@@ -232,23 +233,11 @@ def run_model(steps: Steps, state, split: data.Split, kind: str, *,
 
 def decode_share(kind: str, outputs: Mapping[str, Any], split: data.Split,
                  labels: Sequence[str] | None) -> list[Any]:
-  """What run_model's outputs predict for each record of this process's
-  share, as JSON values: [pred, gold] (classification: label ids;
-  regression: numbers), the answer text (QA), the tag names (tagging)."""
-  feats, recs = split.features, split.share_records
-  if not recs:
-    return []
-  if kind in ("classification", "regression"):
-    cast = int if kind == "classification" else float
-    return [[cast(p), cast(g)] for p, g in zip(outputs["pred"],
-                                               feats["label"])]
-  if kind == "qa":
-    answers = decoding.postprocess_qa(
-        outputs["start_logits"], outputs["end_logits"], feats, recs,
-        allow_no_answer=any(not r["answers"] for r in split.records))
-    return [answers[decoding.record_id(r, j)]["text"]
-            for j, r in enumerate(recs)]
-  return decoding.decode_tags(outputs["pred"], feats, recs, list(labels))
+  """`decoding.decode_records` of the records of this process's share."""
+  return decoding.decode_records(
+      kind, outputs, split.features, split.share_records, labels,
+      allow_no_answer=kind == "qa" and any(not r["answers"]
+                                           for r in split.records))
 
 
 def compute_metrics(kind: str, outputs: Mapping[str, Any], split: data.Split,
@@ -277,8 +266,9 @@ def compute_metrics(kind: str, outputs: Mapping[str, Any], split: data.Split,
         pairs[:, 0].astype(np.float32), pairs[:, 1]))
   elif kind == "qa":
     ids = [decoding.record_id(r, i) for i, r in enumerate(recs)]
-    if len(set(ids)) != len(ids):
-      raise DataError(f"QA record id {_repeated(ids)!r} occurs twice")
+    twice = [i for i, c in collections.Counter(ids).items() if c > 1]
+    if twice:
+      raise DataError(f"QA record id {twice[0]!r} occurs twice")
     preds = dict(zip(ids, decoded))
     refs = {i: [a["text"] for a in r["answers"]] for i, r in zip(ids, recs)}
     res.update(metrics_lib.squad_metrics(preds, refs))
@@ -286,15 +276,6 @@ def compute_metrics(kind: str, outputs: Mapping[str, Any], split: data.Split,
     res.update(metrics_lib.tagging_metrics(decoded,
                                            [r["tags"] for r in recs]))
   return {k: float(v) for k, v in res.items()}
-
-
-def _repeated(ids: Sequence[str]) -> str:
-  seen = set()
-  for i in ids:
-    if i in seen:
-      return i
-    seen.add(i)
-  return ""
 
 
 # ----------------------------------------------------------------------------
