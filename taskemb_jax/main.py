@@ -15,6 +15,7 @@ import importlib
 import logging as logging_std
 import os
 import sys
+import traceback
 
 import jax
 from absl import app, flags, logging
@@ -101,7 +102,8 @@ def main(argv):
   setup_terminal(flags.FLAGS.verbosity)
   try:
     sharding.maybe_initialize_distributed()
-    validate.check_config(_CONFIG.value)  # Before anything is written.
+    # Before anything is written; one line for all processes of a job.
+    sharding.agree(lambda: validate.check_config(_CONFIG.value))
     setup_log_file(_WORKDIR.value or "")
     sharding.configure_jax(_CONFIG.value)
     logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__,
@@ -109,9 +111,32 @@ def main(argv):
     run(_CONFIG.value, _WORKDIR.value or "")
   except UserError as e:
     # An error every process of a job raised is printed by process 0 only.
-    if not getattr(e, "on_every_process", False) or jax.process_index() == 0:
+    everywhere = getattr(e, "on_every_process", False)
+    if not everywhere or jax.process_index() == 0:
       print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    _exit(2, everywhere)
+  except Exception as e:  # pylint: disable=broad-except
+    if (getattr(e, "on_every_process", False) or
+        not jax.distributed.is_initialized()):
+      raise
+    traceback.print_exc()  # This process's failure alone.
+    _exit(1, False)
+
+
+def _exit(status: int, everywhere: bool) -> None:
+  """Ends the process with `status`.
+
+  In a job of several processes, an error of this process alone ends it at
+  once: JAX's shutdown at exit would wait (minutes) for the other
+  processes, which wait for this one in their next collective. The
+  launcher then stops them (launch/local_processes.sh; srun
+  --kill-on-bad-exit), or JAX's heartbeats do.
+  """
+  if everywhere or not jax.distributed.is_initialized():
+    sys.exit(status)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)  # pylint: disable=protected-access
 
 
 def _parse_flags(argv):

@@ -136,12 +136,13 @@ def _word_logits(logits, features, n) -> list[list[list[float]]]:
 
 
 def export_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
-  """Writes the best model of the run in `workdir` as a Hugging Face folder."""
+  """Writes the best model of the run in `workdir` as a Hugging Face folder
+  (process 0 of a job of several)."""
   model, info, _ = encoders.load_finetuned(workdir)
   out = config.export_dir or os.path.join(workdir, "hf_export")
-  pretrained.export_hf(model, out, kind=info["kind"],
-                       label_names=tuple(info["labels"] or ()),
-                       tokenizer_dir=info["tokenizer_dir"],
-                       config=BertConfig(**info["bert_config"]))
+  sharding.on_writer(lambda: pretrained.export_hf(
+      model, out, kind=info["kind"], label_names=tuple(info["labels"] or ()),
+      tokenizer_dir=info["tokenizer_dir"],
+      config=BertConfig(**info["bert_config"])))
   logging.info("exported %s (%s) to %s", info["task"], info["kind"], out)
   return out

@@ -38,6 +38,8 @@ DATA = "data"
 # Seconds a process waits for the others (and the coordinator) at start-up.
 TIMEOUT_ENV = "JAX_DISTRIBUTED_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300
+# Set to 1 by launchers whose processes JAX finds by itself (launch/tpu_vm.sh).
+MULTIHOST_ENV = "TASKEMB_MULTIHOST"
 _T = TypeVar("_T")
 
 
@@ -61,10 +63,12 @@ def _launch_settings() -> dict[str, Any] | None:
   """jax.distributed.initialize's arguments when launched as several
   processes; None for a single process.
 
-  Our launchers (launch/local_processes.sh) set JAX_COORDINATOR_ADDRESS,
-  JAX_NUM_PROCESSES and JAX_PROCESS_ID; under SLURM (SLURM_NTASKS > 1) and
-  on a multi-host Cloud TPU (TPU_WORKER_HOSTNAMES with several hosts) JAX
-  finds them itself.
+  launch/local_processes.sh sets JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES
+  and JAX_PROCESS_ID. JAX finds them itself under SLURM (SLURM_NTASKS > 1,
+  launch/slurm_gpu.sbatch), on GKE TPU slices (TPU_WORKER_HOSTNAMES with
+  several hosts) and wherever TASKEMB_MULTIHOST=1 says the process is one
+  of a multi-host job (launch/tpu_vm.sh sets it: a TPU VM slice's hosts are
+  in its metadata).
   """
   address = os.environ.get("JAX_COORDINATOR_ADDRESS", "").strip()
   if address:
@@ -79,7 +83,8 @@ def _launch_settings() -> dict[str, Any] | None:
             "process_id": i}
   slurm = _env_int("SLURM_NTASKS") or 1
   tpu_hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",")
-  return {} if slurm > 1 or len(tpu_hosts) > 1 else None
+  told = os.environ.get(MULTIHOST_ENV, "").strip() not in ("", "0")
+  return {} if told or slurm > 1 or len(tpu_hosts) > 1 else None
 
 
 def _timeout_s() -> int:
@@ -176,11 +181,14 @@ def _check_same_job(num_processes: int | None) -> None:
 
 
 def configure_jax(config) -> None:
-  """Process-wide JAX settings of a run: the persistent compilation cache."""
+  """Process-wide JAX settings of a run: the persistent compilation cache
+  (of compilations over 1 s, unless the environment's
+  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS says otherwise)."""
   cache = config.get("compilation_cache", "")
   if cache:
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+      jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 def make_mesh(num_devices: int = -1) -> Mesh:
@@ -266,7 +274,7 @@ def is_writer() -> bool:
 
 def barrier(name: str) -> None:
   """Waits until every process of the job reaches the barrier `name`."""
-  if jax.process_count() > 1:
+  if not _single():
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices(name)
 
@@ -373,13 +381,15 @@ def agree(fn: Callable[[], _T]) -> _T:
 def on_writer(fn: Callable[[], _T]) -> _T | None:
   """Runs `fn` (a write of shared files) on process 0 only.
 
-  A collective: every process calls it and continues once the write is
-  done, so files written here can be read by all afterwards. Returns fn's
+  A collective: process 0 writes once every process has reached it (so no
+  process still reads what is being written) and every process continues
+  once the write is done (so all read what was written). Returns fn's
   result on process 0 (None on the others); an error of fn is raised on
   every process. Helpers called inside fn run inline (no collective).
   """
   if _single():
     return fn()
+  barrier("taskemb_jax.sharding.on_writer")
   result, failure = None, None
   if is_writer():
     with _alone():

@@ -17,7 +17,10 @@ line each:
   through files.write_bytes, os.replace, os.remove or shutil.rmtree.
 
 With TASKEMB_TEST_KILL=<process>:<step> that process SIGKILLs itself right
-after saving the latest checkpoint of that step.
+after saving the latest checkpoint of that step. With
+TASKEMB_TEST_FAIL=<process>:encode that process's first tokenizer call
+raises a DataError naming its record 2; with TASKEMB_TEST_FAIL=
+<process>:step<n> that process alone raises a DataError after train step n.
 """
 
 import json
@@ -34,6 +37,7 @@ sys.path.insert(0, ROOT)
 import jax
 
 from taskemb_jax import checkpoint, files, input_pipeline, train
+from taskemb_jax.errors import DataError
 
 _FOLDER = os.environ.get("TASKEMB_TEST_RECORD", "")
 _PATH = os.path.join(_FOLDER, "process{}-{}.jsonl".format(
@@ -52,9 +56,20 @@ def _wrap(owner, name, wrapper):
   setattr(owner, name, lambda *a, **k: wrapper(real, *a, **k))
 
 
+_FAIL = os.environ.get("TASKEMB_TEST_FAIL", "").split(":")
+_CALLS = {"encode": 0}
+
+
+def _fails(what):
+  return _FAIL == [str(jax.process_index()), what]
+
+
 def _loss(real, loss, step, m, epoch, loop):
   _event("loss", [loop.workdir, step, float(m["loss_sum"]) /
                   max(float(m["count"]), 1.0)])
+  if _fails(f"step{step}"):
+    raise DataError(f"injected failure of process {jax.process_index()} "
+                    f"after step {step}")
   return real(loss, step, m, epoch, loop)
 
 
@@ -66,6 +81,9 @@ def _metrics(real, kind, outputs, split, labels):
 
 def _encode(real, kind, records, *a, **k):
   _event("encoded", len(records))
+  _CALLS["encode"] += 1
+  if _CALLS["encode"] == 1 and _fails("encode"):
+    raise DataError("record 2: injected failure of its encoding")
   return real(kind, records, *a, **k)
 
 
