@@ -15,6 +15,7 @@ import importlib
 import logging as logging_std
 import os
 import sys
+import time
 import traceback
 
 import jax
@@ -119,8 +120,24 @@ def main(argv):
     if (getattr(e, "on_every_process", False) or
         not jax.distributed.is_initialized()):
       raise
-    traceback.print_exc()  # This process's failure alone.
+    if _peer_gone(e):  # Not this process's failure: one line, no traceback.
+      print(f"process {jax.process_index()} of {jax.process_count()}: "
+            "stopped: another process of the job ended "
+            f"({str(e).splitlines()[0]})", file=sys.stderr)
+      time.sleep(2)  # The process that ended first is reported first.
+    else:
+      traceback.print_exc()  # This process's failure alone.
     _exit(1, False)
+
+
+# What a collective raises when another process of the job has ended.
+_PEER_GONE = ("Connection closed by peer", "Connection reset by peer",
+              "Broken pipe")
+
+
+def _peer_gone(error: Exception) -> bool:
+  return isinstance(error, jax.errors.JaxRuntimeError) and any(
+      m in str(error) for m in _PEER_GONE)
 
 
 def _exit(status: int, everywhere: bool) -> None:

@@ -394,6 +394,11 @@ def test_a_process_failing_alone_ends_the_job_at_once(failures):
   assert _error_lines(res["out"]) == [
       "error: injected failure of process 1 after step 2"], res["out"][-3000:]
   assert "process 1 of 2 ended with status 2" in res["out"]
+  # Process 0, if its step failed before the launcher stopped it, says why.
+  assert "Traceback" not in res["out"], res["out"][-3000:]
+  assert all(line.startswith("process 0 of 2: stopped: another process of "
+                             "the job ended (")
+             for line in res["out"].splitlines() if "process 0 of 2" in line)
   assert [s for _, s, _ in res["record"][1]["loss"]] == [1, 2]
   assert res["seconds"] < 100, res["seconds"]
 
