@@ -257,7 +257,18 @@ def sweep(library_runs, tasks):
     lives.append({"code": code, "out": out, "seconds": time.time() - start,
                   "record": [_record(record, p, f"k{k + 1}")
                              for p in range(n)]})
-  return {"work": work, "lives": lives}
+  # Its evaluation with LogME (the source models on the target's data).
+  args = _recipe_args(tasks) + [
+      "--config.stage=evaluate", f"--workdir={work}",
+      f"--config.library={work}/library",
+      "--config.evaluate.methods=logme,textemb",
+      "--config.evaluate.random_draws=10",
+      f"--config.transfer.sources=qa:{tasks['qa']}",
+      f"--config.transfer.targets=tagging:{tasks['tagging']}"]
+  code, out = _finish(_start(2, args, record, "evaluate"))
+  evaluate = {"code": code, "out": out, "record": [
+      _record(record, p, "evaluate") for p in range(2)]}
+  return {"work": work, "lives": lives, "evaluate": evaluate}
 
 
 def test_killed_run_resumes_in_two_processes(sweep, library_runs, tasks):
@@ -298,6 +309,29 @@ def test_killed_run_resumes_in_two_processes(sweep, library_runs, tasks):
   history = files.read_json(os.path.join(transfer, "metrics.json"))["history"]
   assert matrix["pairs"][target][f"qa:{tasks['qa']}"]["runs"] == [
       result["score"]] == [history[-1][matrix["metric"][target]]]
+
+
+def test_logme_of_two_processes_equals_that_of_one(sweep, tasks):
+  """The LogME score the 2-process evaluation cached equals the score
+  computed here, in one process."""
+  from configs import tiny  # pylint: disable=import-outside-toplevel
+  from taskemb_jax import logme  # pylint: disable=import-outside-toplevel
+  res = sweep["evaluate"]
+  assert res["code"] == 0, res["out"][-3000:]
+  target, source = f"tagging:{tasks['tagging']}", f"qa:{tasks['qa']}"
+  cached = files.read_json(os.path.join(sweep["work"], logme.SCORES))
+  config = tiny.get_config()
+  config.transfer.all.max_length = 16
+  config.transfer.all.eval_batch_size = BATCH
+  here = logme.logme_score(_source_dirs(sweep["work"], tasks)["qa"], target,
+                           config, sharding.make_mesh())
+  np.testing.assert_allclose(cached["scores"][target][source], here,
+                             rtol=RTOL)
+  evaluation = files.read_json(os.path.join(sweep["work"], "evaluation.json"))
+  assert evaluation["methods"] == ["logme", "textemb"]
+  written = {os.path.basename(p) for _, p in res["record"][0]["touched"]}
+  assert {logme.SCORES, "evaluation.json"} <= written
+  assert not res["record"][1]["touched"]
 
 
 def test_only_process_zero_writes_shared_files(library_runs, sweep):
