@@ -2,8 +2,8 @@
 gloo collectives over loopback) against the same job in one process.
 
 The one process has 2 CPU devices, the 2 processes 1 each: the same mesh,
-so the results must agree to float32 rounding (the comparisons allow 1e-6
-relative). The launches, in order:
+so the results must agree (losses, weights and LogME within 1e-6
+relative; the library byte for byte). The launches, in order:
 
 * `library_runs`: build_library of a QA task (several windows a record) and
   a tagging task, with dropout, in 1 and in 2 processes at the same time;
@@ -11,10 +11,11 @@ relative). The launches, in order:
   baseline run repeats the library's tagging run: 1 process SIGKILLed at
   step 2 of the baseline run, then 2 processes resume it from that
   checkpoint and finish the sweep (the QA -> tagging run, a model started
-  from the QA run's encoder, and the matrix);
-* `failures`: a record of process 1's share that fails to tokenize (both
-  processes stop with one line), and process 1 failing alone mid-training
-  (it ends at once; the launcher stops process 0);
+  from the QA run's encoder, and the matrix), then evaluate it with LogME
+  in 2 processes;
+* `failures`: a config error, a record of process 1's share that fails to
+  tokenize (both processes stop with one line), and process 1 failing
+  alone mid-training (it ends at once; the launcher stops process 0);
 * start-up failures (no coordinator, too few processes, disagreeing
   counts), each ending with one line.
 
