@@ -10,7 +10,7 @@ Knows nothing of the model or the tasks.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -39,16 +39,30 @@ def bucket_lengths(max_length: int) -> tuple[int, ...]:
   return tuple(b for b in _BUCKETS if low <= b < max_length) + (max_length,)
 
 
-def _plan(features: Features, batch_size: int, buckets: Sequence[int],
-          shuffle: bool, seed: int, epoch: int) -> list[tuple[int, np.ndarray]]:
-  """Global batch plan: (bucket_len, feature indices [batch_size], -1 = pad)."""
+def lengths_of(features: Features) -> np.ndarray:
+  """Token count of every feature: int32 [num_features]."""
+  ids = features["input_ids"]
+  return np.fromiter((len(x) for x in ids), np.int32, count=len(ids))
+
+
+def plan(lengths: np.ndarray, batch_size: int, buckets: Sequence[int], *,
+         shuffle: bool, seed: int = 0, epoch: int = 0
+         ) -> list[tuple[int, np.ndarray]]:
+  """The global batches of features of these token counts, in order.
+
+  Args:
+    lengths: int [num_features] tokens of each feature.
+  Returns:
+    (bucket_len, feature indices [batch_size], -1 = padding row) per batch:
+    what `batches` yields, computed from the lengths alone (so every process
+    of a job computes the same plan from the lengths of all features).
+  """
   if batch_size < 1:
     raise ValueError(f"batch_size must be positive, got {batch_size}")
   edges = sorted(set(int(b) for b in buckets))
   if not edges:
     raise ValueError("no buckets given")
-  lengths = np.fromiter((len(x) for x in features["input_ids"]), np.int64,
-                        count=len(features["input_ids"]))
+  lengths = np.asarray(lengths, np.int64)
   which = np.searchsorted(np.asarray(edges), lengths, side="left")
   if lengths.size and which.max() >= len(edges):
     bad = int(np.argmax(which >= len(edges)))
@@ -56,7 +70,7 @@ def _plan(features: Features, batch_size: int, buckets: Sequence[int],
         f"feature {bad} has {lengths[bad]} tokens, more than the largest "
         f"bucket {edges[-1]}")
   rng = np.random.default_rng([seed, epoch]) if shuffle else None
-  plan = []
+  out = []
   for b, bucket_len in enumerate(edges):
     idx = np.flatnonzero(which == b)
     if rng is not None:
@@ -65,16 +79,86 @@ def _plan(features: Features, batch_size: int, buckets: Sequence[int],
       rows = np.full(batch_size, -1, np.int64)
       part = idx[s:s + batch_size]
       rows[:len(part)] = part
-      plan.append((bucket_len, rows))
+      out.append((bucket_len, rows))
   if rng is not None:
-    plan = [plan[k] for k in rng.permutation(len(plan))]
-  return plan
+    out = [out[k] for k in rng.permutation(len(out))]
+  return out
 
 
-def num_batches(features: Features, batch_size: int,
+def num_batches(features: Features | np.ndarray, batch_size: int,
                 buckets: Sequence[int]) -> int:
-  """Number of (global) batches `batches` yields for these arguments."""
-  return len(_plan(features, batch_size, buckets, False, 0, 0))
+  """Number of (global) batches `batches` yields for these arguments
+  (`features`: encoded features, or their lengths)."""
+  lengths = lengths_of(features) if isinstance(features, dict) else features
+  return len(plan(lengths, batch_size, buckets, shuffle=False))
+
+
+def shard_rows(rows: np.ndarray, num_shards: int, shard_index: int
+               ) -> np.ndarray:
+  """Rows [shard_index * B/num_shards, (shard_index + 1) * B/num_shards)
+  of a global batch of B = len(rows) rows."""
+  if num_shards < 1 or not 0 <= shard_index < num_shards:
+    raise ValueError(f"bad shard {shard_index} of {num_shards}")
+  if len(rows) % num_shards:
+    raise ValueError(f"batch_size={len(rows)} is not divisible by "
+                     f"num_shards={num_shards}")
+  per = len(rows) // num_shards
+  return rows[shard_index * per:(shard_index + 1) * per]
+
+
+def make_batch(features: Features, positions: np.ndarray, bucket_len: int, *,
+               index: np.ndarray | None = None,
+               label_dtype: Any = None) -> dict[str, np.ndarray]:
+  """One fixed-shape batch of the features at `positions` (-1 = padding).
+
+  Args:
+    features: encoded features (only the keys a batch holds are read).
+    positions: int [b] positions into `features`' lists, -1 for padding rows.
+    bucket_len: T, the padded length.
+    index: int [b] the rows' feature indices in the split (default:
+      `positions`).
+    label_dtype: dtype of ``label`` (default: float32 if any label is a
+      float, else int32).
+  Returns:
+    The dict described in `batches`.
+  """
+  per = len(positions)
+  real = positions >= 0
+  index = positions if index is None else np.where(real, index, -1)
+  batch = {
+      "input_ids": np.zeros((per, bucket_len), np.int32),
+      "token_type_ids": np.zeros((per, bucket_len), np.int32),
+      "attention_mask": np.zeros((per, bucket_len), np.int32),
+      "weights": real.astype(np.float32),
+      "index": np.asarray(index, np.int32),
+  }
+  token_labels = features.get("labels")
+  if token_labels is not None:
+    batch["labels"] = np.full((per, bucket_len), IGNORE, np.int32)
+  for r, f in enumerate(positions):
+    if f < 0:
+      continue
+    ids = features["input_ids"][f]
+    n = len(ids)
+    batch["input_ids"][r, :n] = ids
+    batch["token_type_ids"][r, :n] = features["token_type_ids"][f]
+    batch["attention_mask"][r, :n] = 1
+    if token_labels is not None:
+      batch["labels"][r, :n] = token_labels[f]
+  for key in ("label", "start_position", "end_position"):
+    if key not in features:
+      continue
+    values = features[key]
+    dtype = np.int32
+    if key == "label":
+      dtype = label_dtype or (np.float32 if any(
+          isinstance(v, (float, np.floating)) for v in values) else np.int32)
+    col = np.zeros(per, dtype)
+    for r, f in enumerate(positions):
+      if f >= 0:
+        col[r] = values[f]
+    batch[key] = col
+  return batch
 
 
 def batches(features: Features,
@@ -97,7 +181,8 @@ def batches(features: Features,
 
   With `num_shards` > 1 every process computes the same global order and
   takes rows [shard_index * B/num_shards, (shard_index + 1) * B/num_shards)
-  of each global batch of B = `batch_size` rows.
+  of each global batch of B = `batch_size` rows (`taskemb_jax.data` does
+  this without holding the other processes' features).
 
   Yields:
     Dicts with (b = batch_size // num_shards, T = the bucket length):
@@ -108,48 +193,12 @@ def batches(features: Features,
     ``start_position`` / ``end_position`` int32 [b] (0 on padding rows),
     ``labels`` int32 [b, T] (IGNORE on padding).
   """
-  if num_shards < 1 or not 0 <= shard_index < num_shards:
-    raise ValueError(f"bad shard {shard_index} of {num_shards}")
-  if batch_size % num_shards:
-    raise ValueError(
-        f"batch_size={batch_size} is not divisible by num_shards={num_shards}")
-  per = batch_size // num_shards
-  lo = shard_index * per
-  input_ids, type_ids = features["input_ids"], features["token_type_ids"]
-  scalars = {}
+  shard_rows(np.zeros(batch_size), num_shards, shard_index)  # Checks.
+  label_dtype = None
   if "label" in features:
-    values = features["label"]
-    is_float = any(isinstance(v, (float, np.floating)) for v in values)
-    scalars["label"] = np.asarray(values, np.float32 if is_float else np.int32)
-  for key in ("start_position", "end_position"):
-    if key in features:
-      scalars[key] = np.asarray(features[key], np.int32)
-  token_labels = features.get("labels")
-
-  for bucket_len, rows in _plan(features, batch_size, buckets, shuffle, seed,
-                                epoch):
-    rows = rows[lo:lo + per]
-    real = rows >= 0
-    batch = {
-        "input_ids": np.zeros((per, bucket_len), np.int32),
-        "token_type_ids": np.zeros((per, bucket_len), np.int32),
-        "attention_mask": np.zeros((per, bucket_len), np.int32),
-        "weights": real.astype(np.float32),
-        "index": rows.astype(np.int32),
-    }
-    if token_labels is not None:
-      batch["labels"] = np.full((per, bucket_len), IGNORE, np.int32)
-    for r, f in enumerate(rows):
-      if f < 0:
-        continue
-      n = len(input_ids[f])
-      batch["input_ids"][r, :n] = input_ids[f]
-      batch["token_type_ids"][r, :n] = type_ids[f]
-      batch["attention_mask"][r, :n] = 1
-      if token_labels is not None:
-        batch["labels"][r, :n] = token_labels[f]
-    safe = np.where(real, rows, 0)
-    for key, values in scalars.items():
-      col = values[safe] if len(values) else np.zeros(per, values.dtype)
-      batch[key] = np.where(real, col, 0).astype(values.dtype)
-    yield batch
+    label_dtype = np.float32 if any(isinstance(v, (float, np.floating))
+                                    for v in features["label"]) else np.int32
+  for bucket_len, rows in plan(lengths_of(features), batch_size, buckets,
+                               shuffle=shuffle, seed=seed, epoch=epoch):
+    yield make_batch(features, shard_rows(rows, num_shards, shard_index),
+                     bucket_len, label_dtype=label_dtype)

@@ -18,6 +18,12 @@ complete, so a killed process leaves the previous checkpoint intact; the
 temporaries it leaves are removed by `remove_temporaries`. `save` is
 idempotent: saving a step that exists (or one older than a saved one)
 replaces what is there.
+
+With several processes every function here is called by all of them:
+`save` is orbax's collective save (process 0 writes the files of
+replicated arrays and the metadata); the identity file, removals and
+renames are done by process 0 alone (`sharding.on_writer`), which the
+others wait for; reads are done by every process.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from flax import nnx
 
 from taskemb_jax import files
 from taskemb_jax import pretrained
+from taskemb_jax import sharding
 from taskemb_jax.errors import ConfigError, UserError
 
 LATEST, BEST = "checkpoints", "best"
@@ -72,9 +79,12 @@ def save(workdir: str, which: str, step: int, state: Any,
   """
   tree = state if isinstance(state, dict) else nnx.to_pure_dict(state)
   folder = os.path.join(workdir, which)
-  for s in steps(workdir, which):
-    if s >= step:
-      _remove_dir(os.path.join(folder, str(s)))
+
+  def remove_future():
+    for s in steps(workdir, which):
+      if s >= step:
+        _remove_dir(os.path.join(folder, str(s)))
+  sharding.on_writer(remove_future)
   with _manager(workdir, which) as mngr:
     mngr.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)),
@@ -100,9 +110,11 @@ def latest_step(workdir: str, which: str = LATEST) -> int | None:
 
 def keep_only(workdir: str, which: str, step: int | None) -> None:
   """Removes every checkpoint of `which` but `step` (all of them if None)."""
-  for s in steps(workdir, which):
-    if s != step:
-      _remove_dir(os.path.join(workdir, which, str(s)))
+  def remove():
+    for s in steps(workdir, which):
+      if s != step:
+        _remove_dir(os.path.join(workdir, which, str(s)))
+  sharding.on_writer(remove)
 
 
 def read_meta(workdir: str, which: str, step: int | None = None
@@ -128,14 +140,10 @@ def restore(workdir: str, which: str, target: nnx.State | None = None
   step = latest_step(workdir, which)
   if step is None:
     raise UserError(f"{os.path.join(workdir, which)}: no checkpoint found")
+  if target is None:
+    return _restore_to_host(workdir, which, step)
   with _manager(workdir, which) as mngr:
-    if target is None:
-      out = mngr.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
-      tree = jax.tree.map(np.asarray, out["state"])
-      return nnx.restore_int_paths(tree), dict(out["meta"])
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct,
-                            nnx.to_pure_dict(target))
+    abstract = jax.tree.map(_restore_target, nnx.to_pure_dict(target))
     out = mngr.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract),
         meta=ocp.args.JsonRestore()))
@@ -143,31 +151,71 @@ def restore(workdir: str, which: str, target: nnx.State | None = None
   return target, dict(out["meta"])
 
 
+def _restore_target(x: Any) -> jax.ShapeDtypeStruct:
+  """Shape, dtype and sharding a leaf of a restore target asks for.
+
+  A leaf without a sharding (numpy weights, e.g. of a model started from
+  another run's encoder) is read onto this process's first device: never
+  onto the devices that saved the checkpoint, which another topology (a
+  job of another process or device count) does not have.
+  """
+  out = ocp.utils.to_shape_dtype_struct(x)
+  if getattr(out, "sharding", None) is None:
+    out = jax.ShapeDtypeStruct(out.shape, out.dtype, sharding=(
+        jax.sharding.SingleDeviceSharding(jax.local_devices()[0])))
+  return out
+
+
+def _restore_to_host(workdir: str, which: str, step: int
+                     ) -> tuple[Any, dict[str, Any]]:
+  """The arrays of a checkpoint as numpy, whatever devices (how many, of
+  how many processes) saved it: read onto this process's first device."""
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  options = ocp.CheckpointManagerOptions(enable_async_checkpointing=False)
+  with ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), which), options=options,
+      item_handlers={"state": ocp.StandardCheckpointHandler(),
+                     "meta": ocp.JsonCheckpointHandler()}) as mngr:
+    saved = mngr.item_metadata(step)["state"]
+    abstract = jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+        saved)
+    out = mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract),
+        meta=ocp.args.JsonRestore()))
+  tree = jax.tree.map(np.asarray, out["state"])
+  return nnx.restore_int_paths(tree), dict(out["meta"])
+
+
 def remove_temporaries(workdir: str) -> None:
   """Deletes what a killed writer left: orbax's ``*.orbax-checkpoint-tmp*``
   folders (and folders half removed by `discard`) in the workdir,
   checkpoints/ and best/, and ``.tmp-*`` files in the workdir.
 
-  Call it only while no other process writes this run.
+  Call it only while no other job writes this run.
   """
-  for folder in (workdir, os.path.join(workdir, LATEST),
-                 os.path.join(workdir, BEST)):
-    if os.path.isdir(folder):
-      for name in os.listdir(folder):
-        if _ORBAX_TMP in name:
-          _remove_dir(os.path.join(folder, name))
-  files.remove_temporaries(workdir)
+  def remove():
+    for folder in (workdir, os.path.join(workdir, LATEST),
+                   os.path.join(workdir, BEST)):
+      if os.path.isdir(folder):
+        for name in os.listdir(folder):
+          if _ORBAX_TMP in name:
+            _remove_dir(os.path.join(folder, name))
+    files.remove_temporaries(workdir)
+  sharding.on_writer(remove)
 
 
 def discard(workdir: str, names: tuple[str, ...] = RUN_FILES) -> None:
   """Removes a run's files (checkpoints, best model, metrics, ...)."""
-  for name in names:
-    path = os.path.join(workdir, name)
-    if os.path.isdir(path):
-      _remove_dir(path)
-    else:
-      with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
+  def remove():
+    for name in names:
+      path = os.path.join(workdir, name)
+      if os.path.isdir(path):
+        _remove_dir(path)
+      else:
+        with contextlib.suppress(FileNotFoundError):
+          os.remove(path)
+  sharding.on_writer(remove)
 
 
 def _remove_dir(path: str) -> None:
@@ -221,16 +269,19 @@ def claim(workdir: str, identity: dict[str, Any], overwrite: bool) -> None:
 
   A workdir holding a run of another identity (or of none recorded) is a
   ConfigError, or with `overwrite` that run's files are discarded. A run of
-  the same identity is kept (resumed or reused).
+  the same identity is kept (resumed or reused). Process 0 decides and
+  writes; its error is every process's.
   """
-  try:
-    check_identity(workdir, identity)
-  except ConfigError:
-    if not overwrite:
-      raise
-    discard(workdir, (IDENTITY, *RUN_FILES))
-  if read_identity(workdir) is None:
-    files.write_json(os.path.join(workdir, IDENTITY), identity)
+  def claim_it():
+    try:
+      check_identity(workdir, identity)
+    except ConfigError:
+      if not overwrite:
+        raise
+      discard(workdir, (IDENTITY, *RUN_FILES))
+    if read_identity(workdir) is None:
+      files.write_json(os.path.join(workdir, IDENTITY), identity)
+  sharding.on_writer(claim_it)
 
 
 def identity_diff(old: dict[str, Any], new: dict[str, Any],

@@ -4,7 +4,9 @@
   windows (or no answer, SQuAD 2.0 style), with scores;
 * `decode_tags`: one tag per original word from per-sub-token predictions
   (a word's tag is that of its first sub-token; truncated words get the
-  tag of index 0).
+  tag of index 0);
+* `decode_records`: what the outputs predict for each record, as JSON
+  values (what the processes of a job gather to score a split).
 
 Knows nothing of the model or the tasks.
 """
@@ -146,3 +148,37 @@ def decode_tags(logits_or_ids,
       seen.add(w)
       out[ex][w] = names[int(ids[pos])]
   return out
+
+
+def decode_records(kind: str, outputs: Mapping[str, Any], features: Features,
+                   records: Sequence[Record],
+                   labels: Sequence[str] | None, *,
+                   allow_no_answer: bool = False) -> list[Any]:
+  """What per-feature outputs predict for each of `records` (those whose
+  features `features` are), as JSON values.
+
+  Args:
+    kind: the task kind.
+    outputs: per-feature outputs: 'pred' ([num_features] label ids or
+      numbers, or per-token tag ids), 'start_logits' / 'end_logits' (QA).
+    features: the records' features (input_pipeline.encode's output).
+    records: the records, in order.
+    labels: the label names (classification, tagging).
+    allow_no_answer: QA: the empty answer is a candidate.
+
+  Returns:
+    One value per record: [pred, gold] (classification: label ids;
+    regression: numbers), the answer text (QA), the tag names (tagging).
+  """
+  if not records:
+    return []
+  if kind in ("classification", "regression"):
+    cast = int if kind == "classification" else float
+    return [[cast(p), cast(g)] for p, g in zip(outputs["pred"],
+                                               features["label"])]
+  if kind == "qa":
+    answers = postprocess_qa(outputs["start_logits"], outputs["end_logits"],
+                             features, records,
+                             allow_no_answer=allow_no_answer)
+    return [answers[record_id(r, j)]["text"] for j, r in enumerate(records)]
+  return decode_tags(outputs["pred"], features, records, list(labels))

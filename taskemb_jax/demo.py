@@ -17,6 +17,7 @@ from taskemb_jax import files
 from taskemb_jax import library as library_lib
 from taskemb_jax import rank
 from taskemb_jax import report
+from taskemb_jax import sharding
 
 
 def demo_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -29,6 +30,13 @@ def demo_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
   """
   out_dir = workdir or "demo"
   result = rank.rank_stage(config, out_dir)
+  sharding.on_writer(lambda: _write_report(config, out_dir, result))
+  return os.path.join(out_dir, "report.md")
+
+
+def _write_report(config: ml_collections.ConfigDict, out_dir: str,
+                  result: dict) -> None:
+  """task_space.png and report.md of a ranking."""
   loaded, _ = library_lib.load_all(config.library, skip_unreadable=True)
   target_lib = os.path.join(out_dir, "target_library")
   if config.task not in loaded and os.path.isdir(target_lib):
@@ -47,4 +55,3 @@ def demo_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
   path = os.path.join(out_dir, "report.md")
   files.write_text(path, "\n".join(lines) + "\n")
   print(f"\nreport: {path}")
-  return path

@@ -65,9 +65,10 @@ def textemb_stage(config: ml_collections.ConfigDict, workdir: str
                                       max_length=config.max_length)
   options = {"max_length": config.max_length, "dtype": config.dtype,
              "num_examples": n, "seed": config.embed.seed}
-  library_lib.add(config.library, task_entry(task, n, spec),
-                  textemb=vec, textemb_options=options,
-                  overwrite=config.overwrite)
+  entry = task_entry(task, n, spec)
+  sharding.on_writer(lambda: library_lib.add(
+      config.library, entry, textemb=vec, textemb_options=options,
+      overwrite=config.overwrite))
   progress.say(f"TextEmb of {task.name} ({n} examples) added to "
                f"{config.library}")
   return vec
@@ -155,8 +156,10 @@ def taskemb_stage(config: ml_collections.ConfigDict, workdir: str
                   dtype=config.dtype, num_examples=n,
                   components=sorted(c for c in emb if not c.startswith(
                       "params/")))
-  library_lib.add(config.library, task_entry(task, n, spec), taskemb=emb,
-                  taskemb_options=recorded, overwrite=config.overwrite)
+  entry = task_entry(task, n, spec)
+  sharding.on_writer(lambda: library_lib.add(
+      config.library, entry, taskemb=emb, taskemb_options=recorded,
+      overwrite=config.overwrite))
   progress.say(f"TaskEmb of {task.name} ({n} examples, {len(emb)} "
                f"components) added to {config.library}")
   return emb

@@ -300,13 +300,13 @@ def compute_textemb(model: heads.TaskModel, split: data_lib.Split, mesh, *,
   state = sharding.put_replicated(state, mesh)
   step = _textemb_fn(graphdef, mesh)
   total, count = None, 0.0
-  progress = Progress("textemb", len(split.features["input_ids"]))
-  for batch in data_lib.global_batches(split, batch_size, max_length,
-                                       shuffle=False):
+  progress = Progress("textemb", split.num_features)
+  for rows, batch in data_lib.planned_batches(split, batch_size, max_length,
+                                              shuffle=False):
     out = step(state, sharding.put_batch(batch, mesh))
     total = out["sum"] if total is None else total + out["sum"]
     count += float(out["count"])
-    progress.update(int((batch["index"] >= 0).sum()))
+    progress.update(int((rows >= 0).sum()))
   vec = np.asarray(sharding.to_host(total), np.float64) / max(count, 1.0)
   return _finite(vec.astype(np.float32), "textemb"), int(count)
 
@@ -330,8 +330,8 @@ def compute_taskemb(model: heads.TaskModel, split: data_lib.Split, mesh,
   sums: dict[str, Any] = {}
   count = 0.0
   key = jax.random.key(options.seed)
-  progress = Progress("taskemb", len(split.features["input_ids"]))
-  for i, batch in enumerate(data_lib.global_batches(
+  progress = Progress("taskemb", split.num_features)
+  for i, (rows, batch) in enumerate(data_lib.planned_batches(
       split, batch_size, max_length, shuffle=False)):
     dev_batch = sharding.put_batch(batch, mesh)
     out = step(state, dev_batch, jax.random.fold_in(key, i))
@@ -342,7 +342,7 @@ def compute_taskemb(model: heads.TaskModel, split: data_lib.Split, mesh,
                   pretrained.flatten(nnx.to_pure_dict(p)).items()})
     for c, v in out.items():
       sums[c] = v if c not in sums else sums[c] + v
-    progress.update(int((batch["index"] >= 0).sum()))
+    progress.update(int((rows >= 0).sum()))
   result = {}
   for c, v in sums.items():
     arr = np.asarray(sharding.to_host(v), np.float64) / max(count, 1.0)

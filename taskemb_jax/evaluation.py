@@ -33,6 +33,7 @@ from taskemb_jax import files
 from taskemb_jax import library as library_lib
 from taskemb_jax import metrics
 from taskemb_jax import rank as rank_lib
+from taskemb_jax import sharding
 from taskemb_jax import transfer
 from taskemb_jax.errors import ConfigError, LibraryError
 
@@ -398,12 +399,15 @@ def evaluate_stage(config: ml_collections.ConfigDict,
         random_draws=e.random_draws, precomputed=precomputed,
         rrf_k=config.rank.rrf_k, components=rank_comps, targets=targets))
   out_dir = workdir or "."
-  os.makedirs(out_dir, exist_ok=True)
-  files.write_json(os.path.join(out_dir, "evaluation.json"),
-                   {"methods": methods, "relevance": e.relevance,
-                    "evaluations": evaluations})
   table = markdown(evaluations, methods)
-  files.write_text(os.path.join(out_dir, "evaluation.md"), table)
-  print(table)
-  logging.info("wrote %s", os.path.join(out_dir, "evaluation.json"))
+
+  def write():
+    os.makedirs(out_dir, exist_ok=True)
+    files.write_json(os.path.join(out_dir, "evaluation.json"),
+                     {"methods": methods, "relevance": e.relevance,
+                      "evaluations": evaluations})
+    files.write_text(os.path.join(out_dir, "evaluation.md"), table)
+    print(table)
+    logging.info("wrote %s", os.path.join(out_dir, "evaluation.json"))
+  sharding.on_writer(write)
   return evaluations

@@ -199,7 +199,8 @@ def logme(
 def features(model: heads.TaskModel, split: data.Split, kind: str, mesh, *,
              batch_size: int, max_length: int
              ) -> tuple[np.ndarray, np.ndarray]:
-  """(features [n, hidden], targets [n]) of a target split under a model."""
+  """(features [n, hidden], targets [n]) of a target split under a model,
+  in the split's order (the same on every process of a job)."""
   graphdef = nnx.graphdef(model.bert)
   state = sharding.put_replicated(nnx.state(model.bert), mesh)
 
@@ -213,8 +214,10 @@ def features(model: heads.TaskModel, split: data.Split, kind: str, mesh, *,
   feats, targets = [], []
   for batch in data.global_batches(split, batch_size, max_length,
                                    shuffle=False):
-    h = np.asarray(sharding.to_host(step(state, sharding.put_batch(
-        batch, mesh))), np.float32)
+    dev_batch = sharding.put_batch(batch, mesh)
+    h = np.asarray(sharding.to_host(step(state, dev_batch)), np.float32)
+    if jax.process_count() > 1:  # h is the global batch's: so is the batch.
+      batch = sharding.to_host(dev_batch)
     real = batch["weights"] > 0
     mask = batch["attention_mask"] > 0
     if kind in ("classification", "regression"):
@@ -291,5 +294,5 @@ def scores_for_matrix(config, matrix: Mapping[str, Any],
       seconds.setdefault(tgt, {})[src] = time.perf_counter() - start
       logging.info("LogME %s -> %s: %.4f (%.1f s)", src, tgt,
                    scores[tgt][src], seconds[tgt][src])
-      files.write_json(cache_path, cache)
+      sharding.on_writer(lambda: files.write_json(cache_path, cache))
   return scores

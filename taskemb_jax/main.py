@@ -15,6 +15,8 @@ import importlib
 import logging as logging_std
 import os
 import sys
+import time
+import traceback
 
 import jax
 from absl import app, flags, logging
@@ -81,7 +83,10 @@ def setup_terminal(verbosity: int) -> None:
 
 def setup_log_file(workdir: str) -> None:
   """The detailed log (INFO lines of every stage, with times) goes to
-  <workdir>/taskemb.log, written by the first process only."""
+  <workdir>/taskemb.log, written by the first process only; the other
+  processes of a job show no progress bars either (one process's bars)."""
+  if jax.process_index() != 0:
+    progress.show_on_terminal(None)
   if workdir and jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
     log = logging_std.FileHandler(os.path.join(workdir, LOG_FILE))
@@ -98,15 +103,57 @@ def main(argv):
   setup_terminal(flags.FLAGS.verbosity)
   try:
     sharding.maybe_initialize_distributed()
-    validate.check_config(_CONFIG.value)  # Before anything is written.
+    # Before anything is written; one line for all processes of a job.
+    sharding.agree(lambda: validate.check_config(_CONFIG.value))
     setup_log_file(_WORKDIR.value or "")
     sharding.configure_jax(_CONFIG.value)
     logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__,
                  jax.process_index(), jax.process_count(), jax.devices())
     run(_CONFIG.value, _WORKDIR.value or "")
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    # An error every process of a job raised is printed by process 0 only.
+    everywhere = getattr(e, "on_every_process", False)
+    if not everywhere or jax.process_index() == 0:
+      print(f"error: {e}", file=sys.stderr)
+    _exit(2, everywhere)
+  except Exception as e:  # pylint: disable=broad-except
+    if (getattr(e, "on_every_process", False) or
+        not jax.distributed.is_initialized()):
+      raise
+    if _peer_gone(e):  # Not this process's failure: one line, no traceback.
+      print(f"process {jax.process_index()} of {jax.process_count()}: "
+            "stopped: another process of the job ended "
+            f"({str(e).splitlines()[0]})", file=sys.stderr)
+      time.sleep(2)  # The process that ended first is reported first.
+    else:
+      traceback.print_exc()  # This process's failure alone.
+    _exit(1, False)
+
+
+# What a collective raises when another process of the job has ended.
+_PEER_GONE = ("Connection closed by peer", "Connection reset by peer",
+              "Broken pipe")
+
+
+def _peer_gone(error: Exception) -> bool:
+  return isinstance(error, jax.errors.JaxRuntimeError) and any(
+      m in str(error) for m in _PEER_GONE)
+
+
+def _exit(status: int, everywhere: bool) -> None:
+  """Ends the process with `status`.
+
+  In a job of several processes, an error of this process alone ends it at
+  once: JAX's shutdown at exit would wait (minutes) for the other
+  processes, which wait for this one in their next collective. The
+  launcher then stops them (launch/local_processes.sh; srun
+  --kill-on-bad-exit), or JAX's heartbeats do.
+  """
+  if everywhere or not jax.distributed.is_initialized():
+    sys.exit(status)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)  # pylint: disable=protected-access
 
 
 def _parse_flags(argv):

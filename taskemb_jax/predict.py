@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import ml_collections
@@ -56,11 +57,14 @@ def predict_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
   outputs = train.run_model(steps, sharding.put_replicated(state, mesh), split,
                             kind, batch_size=config.eval_batch_size,
                             max_length=window.max_length, name="predict")
-  rows = _prediction_rows(kind, outputs, split, labels)
+  # Each process holds the outputs of its share of the records.
+  rows = sharding.gather_objects(_prediction_rows(kind, outputs, split,
+                                                  labels))
   out_path = config.predict_output or os.path.join(workdir,
                                                    "predictions.jsonl")
-  files.write_text(out_path, "".join(files.to_json(row, indent=None) + "\n"
-                                    for row in rows))
+  sharding.on_writer(lambda: files.write_text(
+      out_path, "".join(files.to_json(row, indent=None) + "\n"
+                        for row in rows)))
   if has_labels:
     m = train.compute_metrics(kind, outputs, split, labels)
     logging.info("metrics on the labelled input: %s", m)
@@ -82,7 +86,16 @@ def _placeholder_labels(kind: str, records: list[dict], labels) -> list[dict]:
 
 
 def _prediction_rows(kind, outputs, split: data.Split, labels) -> list[dict]:
-  recs, feats = split.records, split.features
+  """The rows of the records of this process's share (JSON values)."""
+  rows = _share_rows(kind, outputs, split.share_records, split.features,
+                     labels)
+  for row in rows:
+    if "index" in row:
+      row["index"] += split.record_start
+  return json.loads(files.to_json(rows, indent=None))
+
+
+def _share_rows(kind, outputs, recs, feats, labels) -> list[dict]:
   if kind == "classification":
     rows = []
     for i, r in enumerate(recs):
@@ -123,12 +136,13 @@ def _word_logits(logits, features, n) -> list[list[list[float]]]:
 
 
 def export_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
-  """Writes the best model of the run in `workdir` as a Hugging Face folder."""
+  """Writes the best model of the run in `workdir` as a Hugging Face folder
+  (process 0 of a job of several)."""
   model, info, _ = encoders.load_finetuned(workdir)
   out = config.export_dir or os.path.join(workdir, "hf_export")
-  pretrained.export_hf(model, out, kind=info["kind"],
-                       label_names=tuple(info["labels"] or ()),
-                       tokenizer_dir=info["tokenizer_dir"],
-                       config=BertConfig(**info["bert_config"]))
+  sharding.on_writer(lambda: pretrained.export_hf(
+      model, out, kind=info["kind"], label_names=tuple(info["labels"] or ()),
+      tokenizer_dir=info["tokenizer_dir"],
+      config=BertConfig(**info["bert_config"])))
   logging.info("exported %s (%s) to %s", info["task"], info["kind"], out)
   return out

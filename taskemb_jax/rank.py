@@ -29,6 +29,7 @@ from absl import logging
 
 from taskemb_jax import files
 from taskemb_jax import library as library_lib
+from taskemb_jax import sharding
 from taskemb_jax.errors import ConfigError, LibraryError
 
 # Methods whose scores come from elsewhere: LogME runs the source models
@@ -332,9 +333,12 @@ def rank_stage(config: ml_collections.ConfigDict,
                    "num_examples": entries[n].get("num_examples")}
                   for i, n in enumerate(order, 1)],
       "skipped": skipped}
-  print(ranked_table(target_name, scores, entries))
+  if sharding.is_writer():
+    print(ranked_table(target_name, scores, entries))
   if workdir:
-    os.makedirs(workdir, exist_ok=True)
-    files.write_json(os.path.join(workdir, "ranking.json"), result)
-    logging.info("wrote %s", os.path.join(workdir, "ranking.json"))
+    def write():
+      os.makedirs(workdir, exist_ok=True)
+      files.write_json(os.path.join(workdir, "ranking.json"), result)
+      logging.info("wrote %s", os.path.join(workdir, "ranking.json"))
+    sharding.on_writer(write)
   return result

@@ -41,6 +41,7 @@ from taskemb_jax import checkpoint
 from taskemb_jax import files
 from taskemb_jax import tasks as tasks_lib
 from taskemb_jax import runs
+from taskemb_jax import sharding
 from taskemb_jax import train as train_lib
 from taskemb_jax import progress
 from taskemb_jax.errors import ConfigError
@@ -182,6 +183,11 @@ def claim_run(run_dir: str, settings: Mapping[str, Any], *,
   ConfigError naming the differing fields; with `overwrite` it is deleted
   and started afresh.
   """
+  sharding.on_writer(lambda: _claim_run(run_dir, settings, overwrite))
+
+
+def _claim_run(run_dir: str, settings: Mapping[str, Any],
+               overwrite: bool) -> None:
   path = os.path.join(run_dir, SETTINGS)
   if os.path.exists(path):
     diff = settings_diff(files.read_json(path), settings)
@@ -212,4 +218,5 @@ def finetune_source(config: ml_collections.ConfigDict, run_dir: str) -> None:
       progress.say(f"fine-tuning source {config.task} in {run_dir}")
       train_lib.train_and_evaluate(config, run_dir)
     # The optimizer state is only needed to resume; the best model stays.
-    shutil.rmtree(os.path.join(run_dir, checkpoint.LATEST), ignore_errors=True)
+    sharding.on_writer(lambda: shutil.rmtree(
+        os.path.join(run_dir, checkpoint.LATEST), ignore_errors=True))

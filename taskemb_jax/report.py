@@ -28,6 +28,7 @@ from taskemb_jax import files  # pylint: disable=wrong-import-position
 from taskemb_jax import library as library_lib  # pylint: disable=wrong-import-position
 from taskemb_jax import matrix as matrix_lib  # pylint: disable=wrong-import-position
 from taskemb_jax import rank as rank_lib  # pylint: disable=wrong-import-position
+from taskemb_jax import sharding  # pylint: disable=wrong-import-position
 
 COLORS = {"classification": "tab:blue", "qa": "tab:orange",
           "tagging": "tab:green"}
@@ -144,8 +145,14 @@ def ranked_lists(matrix, loaded, method: str, components: Sequence[str] = (),
 
 
 def report_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
-  """Writes the figures and report.md into the workdir."""
+  """Writes the figures and report.md into the workdir (process 0 of a
+  multi-process job)."""
   out_dir = workdir or "report"
+  sharding.on_writer(lambda: _write_report(config, out_dir))
+  return os.path.join(out_dir, "report.md")
+
+
+def _write_report(config: ml_collections.ConfigDict, out_dir: str) -> None:
   os.makedirs(out_dir, exist_ok=True)
   loaded, _ = library_lib.load_all(config.library)
   extra = config.report.target_library
@@ -172,4 +179,3 @@ def report_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
   path = os.path.join(out_dir, "report.md")
   files.write_text(path, "\n".join(lines) + "\n")
   logging.info("wrote %s", path)
-  return path

@@ -24,6 +24,7 @@ from taskemb_jax import data
 from taskemb_jax import encoders
 from taskemb_jax import files
 from taskemb_jax import progress
+from taskemb_jax import sharding
 from taskemb_jax import tasks as tasks_lib
 from taskemb_jax.errors import ConfigError
 
@@ -198,5 +199,6 @@ def write_metrics(workdir: str, task: tasks_lib.Task, run: RunState,
   if final:
     summary["final"] = run.history[-1] if run.history else {}
   summary["history"] = run.history
-  files.write_json(os.path.join(workdir, checkpoint.METRICS), summary)
+  sharding.on_writer(lambda: files.write_json(
+      os.path.join(workdir, checkpoint.METRICS), summary))
   return summary

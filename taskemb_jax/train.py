@@ -20,6 +20,7 @@ epoch is saved.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import math
@@ -34,7 +35,6 @@ import optax
 from absl import logging
 from flax import nnx
 
-from taskemb_jax import batching
 from taskemb_jax import checkpoint
 from taskemb_jax import data
 from taskemb_jax import decoding
@@ -49,7 +49,7 @@ from taskemb_jax import runs
 from taskemb_jax import sharding
 from taskemb_jax import tasks as tasks_lib
 from taskemb_jax import validate
-from taskemb_jax.errors import ConfigError, UserError
+from taskemb_jax.errors import ConfigError, DataError, UserError
 
 
 # ----------------------------------------------------------------------------
@@ -156,62 +156,80 @@ class Steps:
 def run_model(steps: Steps, state, split: data.Split, kind: str, *,
               batch_size: int, max_length: int,
               name: str = "eval") -> dict[str, Any]:
-  """Runs eval_step over every feature; outputs in feature order.
+  """Runs eval_step over every feature of the split.
 
   Returns {'pred' | 'start_logits' | 'end_logits' | 'logits': list of
-  per-feature arrays trimmed to the feature's length, 'loss_sum', 'count'}.
+  per-feature arrays trimmed to the feature's length, for the features this
+  process holds (`split.share`, in order: all of them with one process),
+  'loss_sum', 'count' (of the whole split)}.
   """
-  n = len(split.features["input_ids"])
-  lengths = [len(x) for x in split.features["input_ids"]]
+  share = split.share
   out: dict[str, list] = {}
   loss_sum = count = 0.0
-  bar = progress.Progress(name, n)
+  bar = progress.Progress(name, split.num_features)
   per_token = kind in ("qa", "tagging")
-  for batch in data.global_batches(split, batch_size, max_length,
-                                   shuffle=False):
+  for rows, batch in data.planned_batches(split, batch_size, max_length,
+                                          shuffle=False):
+    # Every process gets the whole global batch's outputs and keeps those
+    # of the features it holds.
     res = sharding.to_host(steps.eval(state, sharding.put_batch(
         batch, steps.mesh)))
-    index = batch["index"]
-    if jax.process_count() > 1:  # The rows of all processes, in order.
-      index = sharding.to_host(sharding.put_batch({"index": index},
-                                                  steps.mesh))["index"]
     loss_sum += float(res.pop("loss_sum", 0.0))
     count += float(res.pop("count", 0.0))
+    mine = [(row, int(i) - share.start) for row, i in enumerate(rows)
+            if i in share]
     for key, value in res.items():
-      slot = out.setdefault(key, [None] * n)
-      for row, i in enumerate(index):
-        if i >= 0:  # Per-token outputs are cut back to the feature's length.
-          slot[i] = value[row][:lengths[i]] if per_token else value[row]
-    bar.update(int((index >= 0).sum()))
+      slot = out.setdefault(key, [None] * len(share))
+      for row, j in mine:  # Per-token outputs cut back to the feature.
+        slot[j] = (value[row][:split.lengths[share.start + j]] if per_token
+                   else value[row])
+    bar.update(int((rows >= 0).sum()))
   return {**out, "loss_sum": loss_sum, "count": count}
+
+
+def decode_share(kind: str, outputs: Mapping[str, Any], split: data.Split,
+                 labels: Sequence[str] | None) -> list[Any]:
+  """`decoding.decode_records` of the records of this process's share."""
+  return decoding.decode_records(
+      kind, outputs, split.features, split.share_records, labels,
+      allow_no_answer=kind == "qa" and any(not r["answers"]
+                                           for r in split.records))
 
 
 def compute_metrics(kind: str, outputs: Mapping[str, Any], split: data.Split,
                     labels: Sequence[str] | None) -> dict[str, float]:
-  """Task metrics from run_model outputs (host side)."""
+  """Task metrics of the whole split from run_model outputs (host side).
+
+  Each process decodes the records it holds; the decoded records of all
+  processes are gathered (a collective), so every process computes the
+  same metrics over every record exactly once.
+  """
   res: dict[str, float] = {}
   if outputs.get("count"):
     res["loss"] = outputs["loss_sum"] / outputs["count"]
-  feats, recs = split.features, split.records
+  decoded = sharding.gather_objects(decode_share(kind, outputs, split,
+                                                 labels))
+  recs = split.records
+  if len(decoded) != len(recs):
+    raise RuntimeError(f"{len(decoded)} records decoded, {len(recs)} read")
   if kind == "classification":
-    gold = np.asarray(feats["label"])
-    cm = metrics_lib.confusion_matrix(np.asarray(outputs["pred"]), gold,
-                                      len(labels))
+    pred, gold = np.asarray(decoded, np.int64).reshape(-1, 2).T
+    cm = metrics_lib.confusion_matrix(pred, gold, len(labels))
     res.update(metrics_lib.classification_metrics(cm))
   elif kind == "regression":
+    pairs = np.asarray(decoded, np.float64).reshape(-1, 2)
     res.update(metrics_lib.regression_metrics(
-        np.asarray(outputs["pred"]), np.asarray(feats["label"])))
+        pairs[:, 0].astype(np.float32), pairs[:, 1]))
   elif kind == "qa":
-    answers = decoding.postprocess_qa(
-        outputs["start_logits"], outputs["end_logits"], feats, recs,
-        allow_no_answer=any(not r["answers"] for r in recs))
-    preds = {rid: a["text"] for rid, a in answers.items()}
-    refs = {r["id"]: [a["text"] for a in r["answers"]] for r in recs}
+    ids = [decoding.record_id(r, i) for i, r in enumerate(recs)]
+    twice = [i for i, c in collections.Counter(ids).items() if c > 1]
+    if twice:
+      raise DataError(f"QA record id {twice[0]!r} occurs twice")
+    preds = dict(zip(ids, decoded))
+    refs = {i: [a["text"] for a in r["answers"]] for i, r in zip(ids, recs)}
     res.update(metrics_lib.squad_metrics(preds, refs))
   else:
-    pred_tags = decoding.decode_tags(outputs["pred"], feats, recs,
-                                           list(labels))
-    res.update(metrics_lib.tagging_metrics(pred_tags,
+    res.update(metrics_lib.tagging_metrics(decoded,
                                            [r["tags"] for r in recs]))
   return {k: float(v) for k, v in res.items()}
 
@@ -305,11 +323,10 @@ def train_epoch(loop: _Loop, state: nnx.State, run: runs.RunState, epoch: int
   config, spe = loop.settings, loop.steps_per_epoch
   loss = list(run.epoch_loss) if run.step > epoch * spe else [0.0, 0.0]
   pending = None
-  for i, batch in enumerate(data.global_batches(
+  done = max(run.step - epoch * spe, 0)  # Trained before a restart.
+  for batch in data.global_batches(
       loop.train, config.batch_size, config.max_length, shuffle=True,
-      seed=config.seed, epoch=epoch)):
-    if epoch * spe + i < run.step:
-      continue  # Already trained before a restart.
+      seed=config.seed, epoch=epoch, skip=done):
     state, m = loop.steps.train(state, sharding.put_batch(batch, loop.mesh),
                                 jax.random.fold_in(loop.key, run.step),
                                 loop.schedule)
@@ -375,7 +392,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     logging.info("%s: finished run of %s", workdir, task.name)
     checkpoint.remove_temporaries(workdir)
     checkpoint.keep_only(workdir, checkpoint.BEST, done["best"]["step"])
-    files.write_json(os.path.join(workdir, checkpoint.METRICS), done)
+    sharding.on_writer(lambda: files.write_json(
+        os.path.join(workdir, checkpoint.METRICS), done))
     return done
   tokenizer = input_pipeline.load_tokenizer(spec.tokenizer_dir)
   labels = data.label_names(task, train_records)
@@ -392,9 +410,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.batch_size, mesh, "batch_size")
   sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
-  buckets = batching.bucket_lengths(config.max_length)
-  steps_per_epoch = batching.num_batches(train.features,
-                                               config.batch_size, buckets)
+  steps_per_epoch = data.num_batches(train, config.batch_size,
+                                     config.max_length)
   total_steps = steps_per_epoch * config.num_epochs
   model = encoders.create_model(spec, task.kind, len(labels or ()),
                                 seed=config.seed, dtype=config.dtype,
@@ -402,8 +419,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   optimizer = nnx.Optimizer(
       model, optimizer_lib.create_optimizer(
           **optimizer_lib.optimizer_settings(config)), wrt=nnx.Param)
-  files.write_json(os.path.join(workdir, checkpoint.TASK_INFO),
-                   runs.task_info(config, task, labels, spec))
+  info = runs.task_info(config, task, labels, spec)
+  sharding.on_writer(lambda: files.write_json(
+      os.path.join(workdir, checkpoint.TASK_INFO), info))
   state, run = runs.resume(workdir, task, nnx.state((model, optimizer)),
                            save_latest=config.save_latest)
   settings = LoopSettings.from_config(config)

@@ -32,7 +32,6 @@ import os
 import shutil
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
 from absl import logging
@@ -44,6 +43,7 @@ from taskemb_jax.matrix import (  # noqa: F401  pylint: disable=unused-import
 from taskemb_jax import data
 from taskemb_jax import recipe
 from taskemb_jax import runs
+from taskemb_jax import sharding
 from taskemb_jax import tasks as tasks_lib
 from taskemb_jax import train as train_lib
 from taskemb_jax import progress
@@ -136,10 +136,13 @@ def _run(cfg, run_dir: str, settings: dict[str, Any], *,
           max_examples=cfg.transfer.max_eval_examples,
           num_devices=cfg.num_devices, dtype=cfg.dtype)
     result["score"] = result[split][summary["metric"]]
-    files.write_json(os.path.join(run_dir, RESULT), result)
-    if not keep_checkpoints:
-      for which in (checkpoint.LATEST, checkpoint.BEST):
-        shutil.rmtree(os.path.join(run_dir, which), ignore_errors=True)
+
+    def write():
+      files.write_json(os.path.join(run_dir, RESULT), result)
+      if not keep_checkpoints:
+        for which in (checkpoint.LATEST, checkpoint.BEST):
+          shutil.rmtree(os.path.join(run_dir, which), ignore_errors=True)
+    sharding.on_writer(write)
     return result
 
 
@@ -191,14 +194,16 @@ def transfer_stage(config: ml_collections.ConfigDict,
     progress.say(f"run {k + 1}/{len(mine)}: {source} -> {target}, "
                  f"restart {r}")
     _run(cfg, run_dir, settings, keep_checkpoints=t.keep_checkpoints)
-  if jax.process_index() != 0:
-    return merge(config, workdir)
   # Merged and written under one lock, so that the last writer of
-  # concurrent workers writes the most complete matrix.
-  with files.lock(os.path.join(workdir, MATRIX + ".lock")):
-    matrix = merge(config, workdir)
-    write_matrix(matrix, workdir)
-  return matrix
+  # concurrent workers writes the most complete matrix; the processes of
+  # one multi-process worker read the matrix process 0 wrote.
+  def merge_and_write():
+    with files.lock(os.path.join(workdir, MATRIX + ".lock")):
+      matrix = merge(config, workdir)
+      write_matrix(matrix, workdir)
+      return matrix
+  matrix = sharding.on_writer(merge_and_write)
+  return matrix if sharding.is_writer() else read_matrix(workdir)
 
 
 def merge(config, workdir: str) -> dict[str, Any]:

@@ -265,3 +265,49 @@ def test_sigkill_between_latest_and_best_then_resume(data, reference,
   assert "resumed from" in resumed.stderr
   assert_same_as_reference(workdir, reference)
   assert json.load(open(os.path.join(workdir, "metrics.json")))["final"]
+
+
+_SAVE_ON_TWO_DEVICES = """
+import sys
+import optax
+from flax import nnx
+from configs import tiny
+from taskemb_jax import checkpoint, encoders, sharding
+spec = encoders.spec_from_config(tiny.get_config())
+model = encoders.create_model(spec, "classification", 2, seed=0)
+opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+state = sharding.put_replicated(nnx.state((model, opt)),
+                                sharding.make_mesh())
+checkpoint.save(sys.argv[1], checkpoint.BEST, 3, state[0], {"step": 3})
+checkpoint.save(sys.argv[1], checkpoint.LATEST, 3, state, {"step": 3})
+"""
+
+
+def test_restore_into_numpy_weights_of_another_topology(tmp_path):
+  """A run started from another run's encoder (config.init_from) holds
+  numpy weights until its first step; its checkpoint, saved replicated on 2
+  devices, restores into it on a process with 1 device."""
+  import optax  # pylint: disable=import-outside-toplevel
+  from flax import nnx  # pylint: disable=import-outside-toplevel
+  from taskemb_jax import encoders  # pylint: disable=import-outside-toplevel
+  work = str(tmp_path / "run")
+  env = dict(os.environ, PYTHONPATH=ROOT,
+             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  subprocess.run([sys.executable, "-c", _SAVE_ON_TWO_DEVICES, work], cwd=ROOT,
+                 env=env, check=True, timeout=120)
+  assert len(jax.devices()) == 1
+  spec = encoders.spec_from_config(tiny.get_config())
+  model = encoders.create_model(spec, "classification", 2, seed=1,
+                                init_from=work)
+  assert any(isinstance(x, np.ndarray) for x in jax.tree.leaves(
+      nnx.to_pure_dict(nnx.state(model))))
+  opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+  state, meta = checkpoint.restore(work, checkpoint.LATEST,
+                                   nnx.state((model, opt)))
+  saved, _ = checkpoint.restore(work, checkpoint.LATEST)
+  assert meta == {"step": 3}
+  got = jax.tree.leaves(jax.tree.map(np.asarray, nnx.to_pure_dict(state)))
+  want = jax.tree.leaves(saved)
+  assert len(got) == len(want) > 10
+  for a, b in zip(got, want):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
