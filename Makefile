@@ -21,7 +21,7 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bank: setup
 	$(PY) -m taskemb_jax.bank fetch $(BANK_TASKS)

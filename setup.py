@@ -32,7 +32,8 @@ setuptools.setup(
     extras_require={
         # playwright drives Debian's chromium (.ci/run installs it), not a
         # browser of its own; httpx is FastAPI's TestClient's transport.
-        "test": ["pytest>=8", "scikit-learn>=1.4", "scipy>=1.11",
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "scikit-learn>=1.4",
+                 "scipy>=1.11",
                  "httpx>=0.27", "playwright>=1.44"],
     },
     package_data={"taskemb_jax.service": ["static/*.html", "static/*.js",
