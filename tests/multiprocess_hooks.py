@@ -16,8 +16,9 @@ line each:
 * ``touched``: [operation, path] of a file written, replaced or removed
   through files.write_bytes, os.replace, os.remove or shutil.rmtree.
 
-With TASKEMB_TEST_KILL=<process>:<step> that process SIGKILLs itself right
-after saving the latest checkpoint of that step. With
+With TASKEMB_TEST_KILL=<process>:<step>[,<process>:<step>...] each
+process named SIGKILLs itself right after saving the latest checkpoint of
+its step. With
 TASKEMB_TEST_FAIL=<process>:encode that process's first tokenizer call
 raises a DataError naming its record 2; with TASKEMB_TEST_FAIL=
 <process>:step<n> that process alone raises a DataError after train step n.
@@ -99,8 +100,8 @@ def _touch(op):
 def _save(real, workdir, which, step, *a, **k):
   real(workdir, which, step, *a, **k)
   kill = os.environ.get("TASKEMB_TEST_KILL", "")
-  if kill and which == checkpoint.LATEST and kill == (
-      f"{jax.process_index()}:{step}"):
+  if which == checkpoint.LATEST and (
+      f"{jax.process_index()}:{step}" in kill.split(",")):
     os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -8,11 +8,12 @@ relative; the library byte for byte). The launches, in order:
 * `library_runs`: build_library of a QA task (several windows a record) and
   a tagging task, with dropout, in 1 and in 2 processes at the same time;
 * `sweep`: a transfer sweep (tagging <- QA) in the 2-process workdir, whose
-  baseline run repeats the library's tagging run: 1 process SIGKILLed at
-  step 2 of the baseline run, then 2 processes resume it from that
-  checkpoint and finish the sweep (the QA -> tagging run, a model started
-  from the QA run's encoder, and the matrix), then evaluate it with LogME
-  in 2 processes;
+  baseline run repeats the library's tagging run: 2 processes SIGKILLed
+  at step 1 of the baseline run, 1 process resumes it from that
+  checkpoint and is SIGKILLed at step 3, then 2 processes resume it and
+  finish the sweep (the QA -> tagging run, a model started from the QA
+  run's encoder, and the matrix), then evaluate it with LogME in 2
+  processes;
 * `failures`: a config error, a record of process 1's share that fails to
   tokenize (both processes stop with one line), and process 1 failing
   alone mid-training (it ends at once; the launcher stops process 0);
@@ -238,8 +239,10 @@ def test_each_process_tokenizes_only_its_share(library_runs):
 @pytest.fixture(scope="module")
 def sweep(library_runs, tasks):
   """The transfer sweep tagging <- QA in the 2-process workdir; its
-  baseline run repeats the tagging source run of the library. 1 process
-  SIGKILLed at step 2 of the baseline run, then 2 processes finish."""
+  baseline run repeats the tagging source run of the library. Its lives:
+  2 processes, SIGKILLed after saving step 1 of the baseline run (each
+  kills itself; the launcher stops one still running); 1 process,
+  SIGKILLed after saving step 3; 2 processes, which finish."""
   work = library_runs[2]["work"]
   record = os.path.join(work, "sweep-record")
   args = _recipe_args(tasks) + [
@@ -249,9 +252,9 @@ def sweep(library_runs, tasks):
       "--config.transfer.restarts=1", "--config.transfer.eval_split=validation",
       "--config.transfer.keep_checkpoints=true",
       "--config.transfer.target.save_latest=true",
-      "--config.transfer.target.checkpoint_every_steps=2"]
+      "--config.transfer.target.checkpoint_every_steps=1"]
   lives = []
-  for k, (n, kill) in enumerate(((1, "0:2"), (2, ""))):
+  for k, (n, kill) in enumerate(((2, "0:1,1:1"), (1, "0:3"), (2, ""))):
     start = time.time()
     code, out = _finish(_start(n, args, record, f"k{k + 1}",
                                TASKEMB_TEST_KILL=kill))
@@ -272,24 +275,31 @@ def sweep(library_runs, tasks):
   return {"work": work, "lives": lives, "evaluate": evaluate}
 
 
-def test_killed_run_resumes_in_two_processes(sweep, library_runs, tasks):
-  """The baseline run: steps 1-2 in 1 process (SIGKILLed after saving step
-  2), 3-4 in 2 processes from that checkpoint, equal to the library's
-  uninterrupted tagging run in 2 processes; then the run from the QA
-  run's encoder and the matrix, in 2 processes."""
-  k1, k2 = sweep["lives"]
-  assert k1["code"] == -signal.SIGKILL, k1["out"][-3000:]
-  assert k2["code"] == 0, k2["out"][-3000:]
-  assert "resumed from" in k2["out"] and "at step 2" in k2["out"], \
-      k2["out"][-3000:]
+def test_killed_runs_resume_across_process_counts(sweep, library_runs,
+                                                   tasks):
+  """The baseline run: step 1 in 2 processes (SIGKILLed after saving it),
+  steps 2-3 in 1 process from that checkpoint (SIGKILLed after saving
+  step 3), step 4 in 2 processes from that one: equal to the library's
+  uninterrupted tagging run in 2 processes; then the run from the QA run's
+  encoder and the matrix, in 2 processes."""
+  k1, k2, k3 = sweep["lives"]
+  assert k1["code"] == KILLED, k1["out"][-3000:]
+  assert "ended with status 137" in k1["out"], k1["out"][-3000:]
+  assert k2["code"] == -signal.SIGKILL, k2["out"][-3000:]
+  assert k3["code"] == 0, k3["out"][-3000:]
+  for life, step in ((k2, 1), (k3, 3)):
+    assert "resumed from" in life["out"] and f"at step {step}" in \
+        life["out"], life["out"][-3000:]
   runs = os.path.join(sweep["work"], "runs", files.safe_name(
       f"tagging:{tasks['tagging']}"))
   base = os.path.join(runs, "_none", "seed0")
   source = _source_dirs(sweep["work"], tasks)["tagging"]
-  parts = [_losses(k["record"][0], base) for k in (k1, k2)]
+  parts = [_losses(k["record"][0], base) for k in (k1, k2, k3)]
   assert [[s for s, _ in part] for part in parts] == [
-      [1, 2], list(range(3, STEPS + 1))]
-  assert _losses(k2["record"][1], base) == parts[1]
+      [1], [2, 3], list(range(4, STEPS + 1))]
+  for life in (k1, k3):  # Both processes of a life saw the same.
+    assert _losses(life["record"][1], base) == _losses(life["record"][0],
+                                                       base)
   whole = _losses(library_runs[2]["record"][0], source)
   np.testing.assert_allclose(np.asarray([x for part in parts for x in part]),
                              np.asarray(whole), rtol=RTOL)
@@ -300,7 +310,7 @@ def test_killed_run_resumes_in_two_processes(sweep, library_runs, tasks):
   _assert_trees_close(w_run, w_source)
   # The run from the QA encoder, in 2 processes; the matrix holds its score.
   transfer = os.path.join(runs, files.safe_name(f"qa:{tasks['qa']}"), "seed0")
-  assert [s for s, _ in _losses(k2["record"][0], transfer)] == list(
+  assert [s for s, _ in _losses(k3["record"][0], transfer)] == list(
       range(1, STEPS + 1))
   matrix = files.read_json(os.path.join(sweep["work"],
                                         "transfer_matrix.json"))
@@ -345,7 +355,8 @@ def test_only_process_zero_writes_shared_files(library_runs, sweep):
                      "settings.json", "result.json", "transfer_matrix.json",
                      "transfer_matrix.csv")
             or f"{os.sep}library{os.sep}" in path)
-  lives = [library_runs[2]["record"], sweep["lives"][1]["record"]]
+  lives = [library_runs[2]["record"]] + [
+      life["record"] for life in sweep["lives"] if len(life["record"]) == 2]
   zero = [t for life in lives for t in life[0]["touched"]]
   other = [t for life in lives for t in life[1]["touched"]]
   written = {os.path.basename(p) for op, p in zero if shared(p)}
