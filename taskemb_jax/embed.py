@@ -226,9 +226,7 @@ def embed_target(config: ml_collections.ConfigDict, workdir: str,
   r = config.rank
   with cfg.unlocked():
     # A faster (or slower) target recipe: rank.finetune, rank.embed_examples.
-    for key, value in r.finetune.items():
-      if value is not None:
-        cfg[key] = value
+    recipe.apply_group(cfg, r.finetune, "rank.finetune")
     if r.embed_examples:
       cfg.embed.num_examples = r.embed_examples
     cfg.library = target_lib

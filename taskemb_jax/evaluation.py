@@ -338,19 +338,20 @@ def description_scores(config: ml_collections.ConfigDict,
 
 
 def reembed_targets(config: ml_collections.ConfigDict,
-                    matrix: Mapping[str, Any], workdir: str,
-                    lib: str) -> dict[str, dict[str, Any]]:
+                    matrix: Mapping[str, Any], workdir: str, lib: str,
+                    loaded: Mapping[str, Mapping[str, Any]]
+                    ) -> dict[str, dict[str, Any]]:
   """Embeds every target of `matrix` as the rank stage embeds a new task.
 
   Each target is fine-tuned and embedded with the library's recipe changed
   by config.rank.finetune / config.rank.embed_examples, in
   <workdir>/targets/<target>/ (its fine-tuning run resumes or is reused).
-  Returns {target: library record}; the wall time of each target's
-  embedding is logged and written to <workdir>/targets/seconds.json.
+  `loaded`: the library `lib`, loaded. Returns {target: library record};
+  the wall time of each target's embedding is logged and written to
+  <workdir>/targets/seconds.json.
   """
   from taskemb_jax import embed  # pylint: disable=import-outside-toplevel
-  entries = {n: library_lib.load(lib, n)["entry"]
-             for n in library_lib.tasks(lib)}
+  entries = {n: t["entry"] for n, t in loaded.items()}
   out, seconds = {}, {}
   for tgt in matrix["targets"]:
     if tgt not in entries:
@@ -392,7 +393,7 @@ def evaluate_stage(config: ml_collections.ConfigDict,
     if "description" in methods:
       precomputed["description"] = description_scores(config, matrix,
                                                       loaded)
-    targets = (reembed_targets(config, matrix, workdir, lib)
+    targets = (reembed_targets(config, matrix, workdir, lib, loaded)
                if e.reembed_targets else None)
     evaluations.append(evaluate_matrix(
         matrix, lib, methods, relevance=e.relevance,

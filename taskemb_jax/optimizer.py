@@ -115,12 +115,16 @@ def create_optimizer(*, weight_decay: float, max_grad_norm: float,
       optax.add_decayed_weights(weight_decay, decay_mask),
       scale_by_schedule_args())
   tx = optax.chain(optax.clip_by_global_norm(max_grad_norm), adamw)
-  if freeze_encoder:
-    # Train the head only (TaskEmb's 'head' mode): encoder updates are zero.
-    def label(params):
-      return jax.tree_util.tree_map_with_path(
-          lambda path, _: ("frozen" if getattr(path[0], "key", None) == "bert"
-                           else "train"), params)
-    tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()},
+  return head_only(tx) if freeze_encoder else tx
+
+
+def head_only(tx: optax.GradientTransformation
+              ) -> optax.GradientTransformation:
+  """`tx` on the head's parameters; zero updates for the encoder's ('bert')
+  (TaskEmb's 'head' fine-tuning mode)."""
+  def label(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: ("frozen" if getattr(path[0], "key", None) == "bert"
+                         else "train"), params)
+  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()},
                                label)
-  return tx

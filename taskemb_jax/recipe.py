@@ -115,17 +115,23 @@ def run_config(config: ml_collections.ConfigDict, task: str, *,
       values = c.transfer
       for part in group:
         values = values.get(part) if values is not None else None
-      for key, value in (values or {}).items():
-        if value is None or isinstance(value, ml_collections.ConfigDict):
-          continue
-        if key not in c or isinstance(c[key], ml_collections.ConfigDict):
-          raise ConfigError(f"config.transfer.{'.'.join(group)}.{key} is "
-                            "not a training field")
-        c[key] = value
+      apply_group(c, values, "transfer." + ".".join(group))
     c.seed = seed
     c.init_from = init_from
     c.eval_split = "validation"
   return c
+
+
+def apply_group(c: ml_collections.ConfigDict,
+                values: ml_collections.ConfigDict | None, where: str) -> None:
+  """Sets the fields of override group `values` (config.<where>) that are
+  set (not None) on the unlocked run config `c`."""
+  for key, value in (values or {}).items():
+    if value is None or isinstance(value, ml_collections.ConfigDict):
+      continue
+    if key not in c or isinstance(c[key], ml_collections.ConfigDict):
+      raise ConfigError(f"config.{where}.{key} is not a training field")
+    c[key] = value
 
 
 def source_run_dir(workdir: str, name: str) -> str:

@@ -35,14 +35,7 @@ def _old_optimizer(num_train_steps, *, learning_rate, warmup_proportion,
                                   warmup_proportion),
                   b1=0.9, b2=0.999, eps=adam_epsilon,
                   weight_decay=weight_decay, mask=optimizer_lib.decay_mask))
-  if freeze_encoder:
-    def label(params):
-      return jax.tree_util.tree_map_with_path(
-          lambda path, _: ("frozen" if getattr(path[0], "key", None) == "bert"
-                           else "train"), params)
-    tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()},
-                               label)
-  return tx
+  return optimizer_lib.head_only(tx) if freeze_encoder else tx
 
 
 @pytest.mark.parametrize("steps,lr,warmup", [
