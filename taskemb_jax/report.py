@@ -7,8 +7,10 @@ Writes into the workdir:
   coloured by task class;
 * ``transfer_gain.png``: a heatmap of the measured relative transfer gains
   (target x source), when a transfer matrix is given;
-* ``report.md``: the figures, the evaluation table when there is one, and for
-  every target its ranked sources with the measured gain beside each.
+* ``report.md``: the figures, the evaluation table when there is one, what
+  transfers between the task classes and whether large sources help most
+  (`class_gains`, `size_effect`), and for every target its ranked sources
+  with the measured gain beside each.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from absl import logging  # pylint: disable=wrong-import-position
 from taskemb_jax import files  # pylint: disable=wrong-import-position
 from taskemb_jax import library as library_lib  # pylint: disable=wrong-import-position
 from taskemb_jax import matrix as matrix_lib  # pylint: disable=wrong-import-position
+from taskemb_jax import metrics  # pylint: disable=wrong-import-position
 from taskemb_jax import rank as rank_lib  # pylint: disable=wrong-import-position
 from taskemb_jax import sharding  # pylint: disable=wrong-import-position
 
@@ -144,6 +147,80 @@ def ranked_lists(matrix, loaded, method: str, components: Sequence[str] = (),
   return "\n".join(lines)
 
 
+def class_gains(matrix: Mapping[str, Any], family: Mapping[str, str]
+                ) -> dict[tuple[str, str], dict[str, float]]:
+  """Measured transfer between task classes.
+
+  For every (target class, source class): the mean relative gain of its
+  pairs, the share of its pairs with a positive gain, and how many targets
+  of the class have their best source in it. `family` maps a task to its
+  class; pairs of a task missing from it are left out.
+  """
+  out: dict[tuple[str, str], dict[str, Any]] = {}
+  for tgt in matrix["targets"]:
+    cells = {s: c for s, c in matrix["pairs"].get(tgt, {}).items()
+             if "gain" in c and s in family}
+    if tgt not in family or not cells:
+      continue
+    best = max(cells, key=lambda s: cells[s]["mean"])
+    for src, c in cells.items():
+      row = out.setdefault((family[tgt], family[src]),
+                           {"gains": [], "best_of": 0})
+      row["gains"].append(c["gain"])
+      row["best_of"] += src == best
+  return {k: {"pairs": len(v["gains"]), "mean_gain": float(np.mean(v["gains"])),
+              "positive": float(np.mean(np.array(v["gains"]) > 0)),
+              "best_of": v["best_of"]} for k, v in sorted(out.items())}
+
+
+def size_effect(matrix: Mapping[str, Any], size: Mapping[str, float]
+                ) -> dict[str, dict[str, float]]:
+  """Do sources with more training data transfer better?
+
+  Per target: the Spearman correlation of the sources' training-set sizes
+  (`size`: task -> examples; the sources' full sizes, not the examples they
+  were fine-tuned on) with the measured target metric, and the rank by
+  measured metric (1 = best) of the largest source.
+  """
+  out = {}
+  for tgt in matrix["targets"]:
+    cells = {s: c["mean"] for s, c in matrix["pairs"].get(tgt, {}).items()
+             if s in size}
+    if len(cells) < 2:
+      continue
+    names = list(cells)
+    measured = np.array([cells[n] for n in names])
+    sizes = np.array([size[n] for n in names], np.float64)
+    largest = names[int(np.argmax(sizes))]
+    order = sorted(names, key=lambda n: -cells[n])
+    out[tgt] = {"spearman": metrics.spearman(sizes, measured),
+                "largest": largest,
+                "rank_of_largest": order.index(largest) + 1,
+                "sources": len(names)}
+  return out
+
+
+def findings_markdown(matrix: Mapping[str, Any],
+                      entries: Mapping[str, Mapping[str, Any]]) -> str:
+  """The class-to-class table and the size effect, as markdown."""
+  family = {n: e["family"] for n, e in entries.items()}
+  lines = ["| target class | source class | pairs | mean gain | gain > 0 | "
+           "targets it has the best source of |", "|---|---|---|---|---|---|"]
+  for (t, s), v in class_gains(matrix, family).items():
+    lines.append(f"| {t} | {s} | {v['pairs']} | {100 * v['mean_gain']:+.1f}%"
+                 f" | {100 * v['positive']:.0f}% | {v['best_of']} |")
+  sizes = size_effect(matrix, {n: e["size"] for n, e in entries.items()})
+  lines += ["", "| target | Spearman(source size, measured) | largest source "
+            "| its measured rank |", "|---|---|---|---|"]
+  for t, v in sizes.items():
+    lines.append(f"| {t} | {v['spearman']:+.2f} | {v['largest']} | "
+                 f"{v['rank_of_largest']} of {v['sources']} |")
+  if sizes:
+    mean = np.mean([v["spearman"] for v in sizes.values()])
+    lines.append(f"| mean | {mean:+.2f} | | |")
+  return "\n".join(lines)
+
+
 def report_stage(config: ml_collections.ConfigDict, workdir: str) -> str:
   """Writes the figures and report.md into the workdir (process 0 of a
   multi-process job)."""
@@ -172,6 +249,9 @@ def _write_report(config: ml_collections.ConfigDict, out_dir: str) -> None:
         config.report.evaluation_md):
       with open(config.report.evaluation_md) as f:
         lines += ["## How well each method ranks", "", f.read(), ""]
+    lines += ["## What transfers", "",
+              findings_markdown(matrix, {n: v["entry"]
+                                         for n, v in loaded.items()}), ""]
     comps = files.comma_list(config.rank.components)
     lines += [f"## Rankings ({config.rank.method}) with measured gains", "",
               ranked_lists(matrix, loaded, config.rank.method, comps,
