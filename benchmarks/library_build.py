@@ -1,0 +1,88 @@
+r"""What building the shipped library took: per task, the source run's
+validation metric and the wall time of its fine-tuning + embedding.
+
+  .venv/bin/python benchmarks/library_build.py --workdir=work/study2 \
+      --library=library/minilm-l6 --out=results/library_minilm_l6.json
+
+Reads the library's manifest, each task's source run
+(`<workdir>/sources/<task>/metrics.json`: the metric at the best epoch on
+the validation examples) and the `library: task k/n: <name>` lines of
+`<workdir>/taskemb.log` (a task's time runs to the next task's line; a task
+resumed in a later sitting counts its sittings' times up to a gap of
+15 minutes, so time the machine spent on other work is not counted).
+Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+
+from taskemb_jax import library as library_lib
+
+LINE = re.compile(r"^(\S+ \S+),\d+ .*library: task \d+/\d+: (\S+)$")
+GAP_S = 15 * 60
+
+
+def task_seconds(log: str) -> dict[str, float]:
+  """Seconds from each `library: task` line to the next, summed per task."""
+  marks = []
+  with open(log) as f:
+    for line in f:
+      m = LINE.match(line.strip())
+      if m:
+        t = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")
+        marks.append((t, m.group(2)))
+  out: dict[str, float] = {}
+  for (t0, name), (t1, _) in zip(marks, marks[1:]):
+    dt = (t1 - t0).total_seconds()
+    if dt <= GAP_S:
+      out[name] = out.get(name, 0.0) + dt
+  return out
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--workdir", default="work/study2")
+  p.add_argument("--library", default="library/minilm-l6")
+  p.add_argument("--out", default="results/library_minilm_l6.json")
+  a = p.parse_args()
+  manifest = library_lib.open_library(a.library)
+  seconds = task_seconds(os.path.join(a.workdir, "taskemb.log"))
+  rows = []
+  for name, e in sorted(manifest["tasks"].items(),
+                        key=lambda kv: (kv[1]["family"], kv[0])):
+    path = os.path.join(a.workdir, "sources", name, "metrics.json")
+    best = json.load(open(path))["best"] if os.path.exists(path) else {}
+    rows.append({"task": name, "class": e["family"], "metric": e["metric"],
+                 "validation": best.get(e["metric"]),
+                 "embedded_on": e["num_examples"],
+                 "seconds": seconds.get(name)})
+  print(f"{'task':<20} {'class':<15} {'metric':<9} {'valid.':>8} "
+        f"{'embedded':>8} {'seconds':>8}")
+  for r in rows:
+    v = "-" if r["validation"] is None else f"{r['validation']:.3f}"
+    s = "-" if r["seconds"] is None else f"{r['seconds']:.0f}"
+    print(f"{r['task']:<20} {r['class']:<15} {r['metric']:<9} {v:>8} "
+          f"{r['embedded_on']:>8} {s:>8}")
+  timed = [r["seconds"] for r in rows if r["seconds"] is not None]
+  by_class = {}
+  for r in rows:
+    if r["seconds"] is not None:
+      by_class.setdefault(r["class"], []).append(r["seconds"])
+  summary = {"tasks": len(rows), "timed": len(timed),
+             "total_s": sum(timed), "cpus": os.cpu_count(),
+             "median_s_by_class": {k: sorted(v)[len(v) // 2]
+                                   for k, v in by_class.items()}}
+  print(json.dumps(summary))
+  os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
+  with open(a.out, "w") as f:
+    json.dump({"summary": summary, "tasks": rows}, f, indent=1)
+  print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+  main()
