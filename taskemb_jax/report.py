@@ -180,8 +180,11 @@ def size_effect(matrix: Mapping[str, Any], size: Mapping[str, float]
   Per target: the Spearman correlation of the sources' training-set sizes
   (`size`: task -> examples; the sources' full sizes, not the examples they
   were fine-tuned on) with the measured target metric, and the rank by
-  measured metric (1 = best) of the largest source.
+  measured metric (1 = best) of the largest source. Sources of unknown size
+  (missing, None or NaN) are left out.
   """
+  size = {n: float(v) for n, v in size.items()
+          if isinstance(v, (int, float)) and np.isfinite(v)}
   out = {}
   for tgt in matrix["targets"]:
     cells = {s: c["mean"] for s, c in matrix["pairs"].get(tgt, {}).items()
@@ -209,7 +212,7 @@ def findings_markdown(matrix: Mapping[str, Any],
   for (t, s), v in class_gains(matrix, family).items():
     lines.append(f"| {t} | {s} | {v['pairs']} | {100 * v['mean_gain']:+.1f}%"
                  f" | {100 * v['positive']:.0f}% | {v['best_of']} |")
-  sizes = size_effect(matrix, {n: e["size"] for n, e in entries.items()})
+  sizes = size_effect(matrix, {n: e.get("size") for n, e in entries.items()})
   lines += ["", "| target | Spearman(source size, measured) | largest source "
             "| its measured rank |", "|---|---|---|---|"]
   for t, v in sizes.items():

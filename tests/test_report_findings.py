@@ -63,6 +63,10 @@ def test_size_effect_by_hand():
   assert got["c2"]["rank_of_largest"] == 3
   # q1: ghost has no size and is left out.
   assert got["q1"]["sources"] == 3 and got["q1"]["largest"] == "c2"
+  # Unknown sizes (a local task's may be None or NaN) are left out too.
+  got = report.size_effect(MATRIX, {**sizes, "q1": None, "t1": float("nan")})
+  assert "c1" not in got  # One source of known size left: no correlation.
+  assert got["q1"]["sources"] == 2 and got["q1"]["spearman"] == 1.0
 
 
 def test_findings_markdown_lists_every_class_pair_and_target():

@@ -43,11 +43,14 @@ def test_descriptions_rank_the_shipped_library_sensibly(minilm):
   film = description.description_scores(
       "Is this film review positive or negative?", texts, minilm)
   top = sorted(film, key=film.get, reverse=True)
-  assert set(top[:2]) <= {"doc-polarity", "mr-polarity", "vader-movies"}
+  assert set(top[:2]) <= {"doc-polarity", "mr-polarity", "vader-movies",
+                          "uci-imdb"}
   pos = description.description_scores(
       "Label each word of a sentence with its part of speech", texts, minilm)
   top = sorted(pos, key=pos.get, reverse=True)
-  assert set(top[:2]) == {"wsj-pos", "oanc-pos"}
+  assert set(top[:4]) == {"wsj-pos", "oanc-pos", "brown-pos", "brown-upos"}
+  spam = description.description_scores("Is this email spam?", texts, minilm)
+  assert max(spam, key=spam.get) == "spam-assassin"
 
 
 def test_scores_are_cosines_of_the_encoder_s_vectors():
