@@ -20,7 +20,9 @@ import datetime
 import json
 import os
 import re
+import statistics
 
+from taskemb_jax import files
 from taskemb_jax import library as library_lib
 
 LINE = re.compile(r"^(\S+ \S+),\d+ .*library: task \d+/\d+: (\S+)$")
@@ -56,7 +58,7 @@ def main():
   for name, e in sorted(manifest["tasks"].items(),
                         key=lambda kv: (kv[1]["family"], kv[0])):
     path = os.path.join(a.workdir, "sources", name, "metrics.json")
-    best = json.load(open(path))["best"] if os.path.exists(path) else {}
+    best = files.read_json(path)["best"] if os.path.exists(path) else {}
     rows.append({"task": name, "class": e["family"], "metric": e["metric"],
                  "validation": best.get(e["metric"]),
                  "embedded_on": e["num_examples"],
@@ -75,12 +77,11 @@ def main():
       by_class.setdefault(r["class"], []).append(r["seconds"])
   summary = {"tasks": len(rows), "timed": len(timed),
              "total_s": sum(timed), "cpus": os.cpu_count(),
-             "median_s_by_class": {k: sorted(v)[len(v) // 2]
+             "median_s_by_class": {k: statistics.median(v)
                                    for k, v in by_class.items()}}
   print(json.dumps(summary))
   os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-  with open(a.out, "w") as f:
-    json.dump({"summary": summary, "tasks": rows}, f, indent=1)
+  files.write_json(a.out, {"summary": summary, "tasks": rows})
   print(f"wrote {a.out}")
 
 
