@@ -24,6 +24,7 @@ import statistics
 
 from taskemb_jax import files
 from taskemb_jax import library as library_lib
+from taskemb_jax.errors import UserError
 
 LINE = re.compile(r"^(\S+ \S+),\d+ .*library: task \d+/\d+: (\S+)$")
 GAP_S = 15 * 60
@@ -86,4 +87,7 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  try:
+    main()
+  except (UserError, OSError) as e:  # One line: a missing library or log.
+    raise SystemExit(f"error: {e}") from None
