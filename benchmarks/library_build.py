@@ -7,9 +7,12 @@ validation metric and the wall time of its fine-tuning + embedding.
 Reads the library's manifest, each task's source run
 (`<workdir>/sources/<task>/metrics.json`: the metric at the best epoch on
 the validation examples) and the `library: task k/n: <name>` lines of
-`<workdir>/taskemb.log` (a task's time runs to the next task's line; a task
-resumed in a later sitting counts its sittings' times up to a gap of
-15 minutes, so time the machine spent on other work is not counted).
+`<workdir>/taskemb.log`: a task's time runs from its `library: task k/n`
+line to its `TaskEmb of <name> ... added` line; a sitting stopped mid-task
+ends the task's segment at the sitting's last log line, and a silence of
+more than 2 minutes between two log lines (a working run logs its progress
+every ~10 s) is not counted: a paused run, or the time between two
+sittings, is not the task's cost.
 Prints a table and writes JSON.
 """
 
@@ -26,24 +29,40 @@ from taskemb_jax import files
 from taskemb_jax import library as library_lib
 from taskemb_jax.errors import UserError
 
-LINE = re.compile(r"^(\S+ \S+),\d+ .*library: task \d+/\d+: (\S+)$")
-GAP_S = 15 * 60
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ ")
+START = re.compile(r"library: task \d+/\d+: (\S+)$")
+END = re.compile(r"TaskEmb of (\S+) \(.*\) added to ")
+GAP_S = 120
 
 
 def task_seconds(log: str) -> dict[str, float]:
-  """Seconds from each `library: task` line to the next, summed per task."""
-  marks = []
+  """Seconds each task was worked on, summed over its sittings."""
+  out: dict[str, float] = {}
+  current, since, last = None, None, None
+
+  def add(until):
+    if current is not None:
+      out[current] = out.get(current, 0.0) + (until - since).total_seconds()
+
   with open(log) as f:
     for line in f:
-      m = LINE.match(line.strip())
-      if m:
-        t = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")
-        marks.append((t, m.group(2)))
-  out: dict[str, float] = {}
-  for (t0, name), (t1, _) in zip(marks, marks[1:]):
-    dt = (t1 - t0).total_seconds()
-    if dt <= GAP_S:
-      out[name] = out.get(name, 0.0) + dt
+      m = STAMP.match(line)
+      if not m:
+        continue
+      t = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")
+      if last is not None and (t - last).total_seconds() > GAP_S:
+        add(last)  # Paused, or stopped until a later sitting: not counted.
+        since = t
+      text = line.rstrip()
+      if (s := START.search(text)):
+        add(last if last is not None else t)
+        current, since = s.group(1), t
+      elif (e := END.search(text)) and e.group(1) == current:
+        add(t)
+        current = None
+      last = t
+  if last is not None:
+    add(last)  # A task the log leaves unfinished.
   return out
 
 
