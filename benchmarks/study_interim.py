@@ -86,7 +86,7 @@ def main():
                    {"methods": methods, "relevance": config.evaluate.relevance,
                     "targets": kept, "restarts": matrix["restarts"],
                     "evaluations": [result]})
-  header = (f"Interim: {len(kept)} of 12 targets ({', '.join(kept)}), "
+  header = (f"Interim: {len(kept)} of {len(done)} targets ({', '.join(kept)}), "
             f"{matrix['restarts']} restart(s); LogME left out.\n\n")
   files.write_text(os.path.join(a.out, "evaluation.md"), header + table)
   print(header + table)
