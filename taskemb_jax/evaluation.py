@@ -209,14 +209,15 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
   scores come from elsewhere (`rank.PRECOMPUTED`: logme, description); a
   method without scores for a target is skipped there. `targets`: library
   records ({"entry", "textemb", "taskemb"}) that replace the library's
-  embeddings of those targets (targets embedded with another recipe).
+  embeddings of those targets as targets (targets embedded with another
+  recipe); as sources of the other targets the library's records are used.
   """
   precomputed = precomputed or {}
   if relevance not in ("metric", "gain"):
     raise ConfigError(f"config.evaluate.relevance={relevance!r}; use "
                       "'metric' or 'gain'")
   loaded, _ = library_lib.load_all(lib)
-  loaded = {**loaded, **(targets or {})}
+  targets = targets or {}
   results: dict[str, Any] = {"regime": matrix["regime"], "per_target": {},
                              "mean": {}, "restart_std": {}}
   per_method: dict[tuple[str, str], list] = {}
@@ -227,7 +228,10 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
     if tgt not in loaded:
       raise LibraryError(f"target {tgt!r} of the transfer matrix is not in "
                          f"the library {lib}")
-    family = loaded[tgt]["entry"]["family"]
+    # A target embedded anew replaces the library's record as the target
+    # only; as a source of other targets it stays the library's.
+    target = targets.get(tgt, loaded[tgt])
+    family = target["entry"]["family"]
     for scope in ("all", "in-class"):
       names = sorted(s for s in cells if s in loaded and (
           scope == "all" or loaded[s]["entry"]["family"] == family))
@@ -246,11 +250,10 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
           pre = precomputed.get(method, {}).get(tgt)
           if method in rank_lib.PRECOMPUTED and pre is None:
             continue
-          if (method not in rank_lib.PRECOMPUTED and targets
-              and tgt in targets
-              and rank_lib.unusable(loaded[tgt], method, components)):
+          if (method not in rank_lib.PRECOMPUTED and tgt in targets
+              and rank_lib.unusable(target, method, components)):
             continue  # E.g. a target embedded anew without its TextEmb.
-          sc = rank_lib.method_scores(method, loaded[tgt], sources,
+          sc = rank_lib.method_scores(method, target, sources,
                                       components=components, rrf_k=rrf_k,
                                       precomputed=pre)
           scores = np.array([sc[s] for s in names])

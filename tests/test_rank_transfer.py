@@ -139,6 +139,35 @@ def test_targets_embedded_anew_replace_the_librarys(lib):
   assert base["per_target"]["T"]["in-class"]["taskemb"]["rho"] == 1
 
 
+def test_target_embedded_anew_stays_the_librarys_as_a_source(lib):
+  """Re-embedding target T (another recipe, fewer examples) changes only
+  T's own ranking: as a source of target B it keeps the library's vectors
+  and size."""
+  t = library.load(lib, "T")
+  anew = {"entry": dict(t["entry"], num_examples=1, size=1),
+          "textemb": np.array([0, 0, 1], np.float32),
+          "taskemb": {"layer_0/output": np.array([0, 1], np.float32),
+                      "layer_1/output": np.array([0, 1], np.float32)}}
+  two = dict(MATRIX, targets=["T", "B"], pairs={
+      **MATRIX["pairs"], "B": {
+          "T": {"mean": 0.9, "runs": [0.9, 0.9]},
+          "C": {"mean": 0.8, "runs": [0.8, 0.8]},
+          "D": {"mean": 0.7, "runs": [0.7, 0.7]}}},
+      baseline={**MATRIX["baseline"],
+                "B": {"mean": 0.7, "std": 0.0, "runs": [0.7, 0.7]}})
+  methods = ["textemb", "taskemb", "datasize"]
+  base = evaluation.evaluate_matrix(two, lib, methods)
+  res = evaluation.evaluate_matrix(two, lib, methods, targets={"T": anew})
+  assert res["per_target"]["B"] == base["per_target"]["B"]
+  # By hand, target B's sources T (size 10), C (100), D (200): DataSize
+  # puts the truly best T last (the anew record's size 1 would also).
+  assert base["per_target"]["B"]["in-class"]["datasize"]["rho"] == 3
+  # TextEmb of B [1, .1, 0]: T (cosine .995) first with the library's T;
+  # the anew T ([0, 0, 1], cosine 0) would be last.
+  assert res["per_target"]["B"]["in-class"]["textemb"]["rho"] == 1
+  assert res["per_target"]["T"] != base["per_target"]["T"]
+
+
 def test_evaluate_with_gain_relevance(lib):
   res = evaluation.evaluate_matrix(MATRIX, lib, ["textemb"],
                                    relevance="gain")
