@@ -47,7 +47,11 @@ speed-up of ours over PyTorch (PyTorch's median time / ours), with the
 spread of the per-round speed-ups (each round's median over the same
 round's median), the ratio of the fastest steps and of the CPU seconds,
 and the speed-up over the quiet rounds alone (other processes took < 10%
-of the CPUs). The share of CPU time other processes took is stored for the
+of the CPUs). Each round also times the jitted 1024^3 float32 matmul
+(`benchmarks.rates.Matmul`, best of 5): every contestant's GFLOP/s
+(the step's FLOPs counted analytically, 3 x forward) is reported as a
+fraction of that rate, and so is the rate a 1.5x speed-up over PyTorch's
+float32 step would need. The share of CPU time other processes took is stored for the
 run and every round: above ~10% the machine was busy, and PyTorch's OpenMP
 threads then lose far more than XLA's (they spin at their barriers), so
 only the quiet rounds make a fair comparison.
@@ -73,6 +77,7 @@ import numpy as np
 from flax import nnx
 
 from benchmarks import machine
+from benchmarks import rates
 from configs import common
 from taskemb_jax import encoders, files, heads, pretrained, sharding, train
 from taskemb_jax import optimizer as optimizer_lib
@@ -211,23 +216,27 @@ class TorchWorker:
 
 
 def interleave(contestants: dict, rounds: int, steps: int,
-               pids: tuple[int, ...] = ()) -> tuple[dict, dict, list]:
+               pids: tuple[int, ...] = (), matmul=None
+               ) -> tuple[dict, dict, list, list]:
   """Wall and CPU seconds of every step, {name: [[per step] per round]},
-  and the share of the CPUs other processes took in each round (None where
-  unknown; `pids`: the contestants' worker processes).
+  the share of the CPUs other processes took in each round (None where
+  unknown; `pids`: the contestants' worker processes) and the GFLOP/s of
+  `matmul` (a `rates.Matmul`, best of 5) in each round.
 
   In every round each contestant runs `steps` steps in turn; the order
   alternates from round to round.
   """
   times, cpu = {n: [] for n in contestants}, {n: [] for n in contestants}
-  names, shares = list(contestants), []
+  names, shares, rates = list(contestants), [], []
   for r in range(rounds):
     share = machine.CpuShare(pids=pids)
+    if matmul is not None:
+      rates.append(matmul.gflops(min(matmul.times(5))))
     for n in (names if r % 2 == 0 else names[::-1]):
       times[n].append(contestants[n].run(steps))
       cpu[n].append(contestants[n].last_cpu)
     shares.append(share.others())
-  return times, cpu, shares
+  return times, cpu, shares, rates
 
 
 def summarize(times: dict, cpu: dict, batch: int) -> dict:
@@ -290,14 +299,24 @@ def bench_length(length: int, args, dtypes: list[str], tmp: str) -> dict:
     if args.wait_quiet:
       machine.wait_until_quiet(args.wait_quiet)
     share = machine.CpuShare(pids=pids)
-    times, cpu, shares = interleave(contestants, args.rounds, args.steps,
-                                    pids)
+    times, cpu, shares, mm_rates = interleave(
+        contestants, args.rounds, args.steps, pids,
+        matmul=rates.Matmul(1024))
     others = share.others()
   finally:
     for c in contestants.values():
       if hasattr(c, "close"):
         c.close()
   rows = summarize(times, cpu, args.batch)
+  # The step's FLOPs against the matmul rate of the same rounds.
+  cfg = pretrained.read_config(pretrained.resolve_model_dir("minilm-l6"))
+  step_flops = rates.analytic_flops(cfg, args.batch, length,
+                                               args.num_labels)["step"]
+  mm = statistics.median(mm_rates)
+  for row in rows.values():
+    row["gflops"] = step_flops / row["seconds_per_step_median"] / 1e9
+    row["fraction_of_matmul"] = row["gflops"] / mm
+  needed = 1.5 * rows["torch"]["gflops"]
   for n, c in contestants.items():
     rows[n]["final_loss"] = c.loss
     if n.startswith("ours"):
@@ -306,6 +325,10 @@ def bench_length(length: int, args, dtypes: list[str], tmp: str) -> dict:
   if "torch_bfloat16_autocast" in rows:
     pairs.append(("ours_bfloat16", "torch_bfloat16_autocast"))
   return {"length": length, "batch": args.batch, "contestants": rows,
+          "step_flops": step_flops, "matmul_gflops_per_round": mm_rates,
+          "matmul_gflops": mm,
+          "gflops_for_1.5x_torch": needed,
+          "fraction_of_matmul_for_1.5x_torch": needed / mm,
           "speedups": [speedup(times, rows, o, r, shares) for o, r in pairs],
           "other_processes_cpu_share_per_round": shares,
           "other_processes_cpu_share": others, "torch_worker": torch_info,
@@ -320,11 +343,15 @@ def print_table(results: list[dict], info: dict, args) -> None:
   print(f"MiniLM-L6 classification train step, batch {args.batch}, "
         f"{args.rounds} interleaved rounds x {args.steps} steps\n")
   print(f"{'length':>6}  {'contestant':<26}{'s/step':>8}{'ex/s':>8}"
-        f"{'cpu-s':>8}")
+        f"{'cpu-s':>8}{'GFLOP/s':>9}{'of matmul':>11}")
   for r in results:
     for n, c in r["contestants"].items():
       print(f"{r['length']:>6}  {n:<26}{c['seconds_per_step_median']:>8.3f}"
-            f"{c['examples_per_s']:>8.1f}{c['cpu_seconds_per_step_median']:>8.2f}")
+            f"{c['examples_per_s']:>8.1f}{c['cpu_seconds_per_step_median']:>8.2f}"
+            f"{c['gflops']:>9.0f}{c['fraction_of_matmul']:>11.2f}")
+    print(f"{'':>6}  1024^3 matmul: {r['matmul_gflops']:.0f} GFLOP/s; 1.5x "
+          f"PyTorch's float32 step needs {r['gflops_for_1.5x_torch']:.0f} "
+          f"GFLOP/s = {r['fraction_of_matmul_for_1.5x_torch']:.2f} of it")
     share = r["other_processes_cpu_share"]
     if share is not None:
       print(f"{'':>6}  other processes used {share:.0%} of the CPUs")
