@@ -110,6 +110,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Workdir of the fine-tuning run to use; fine-tuned there first (with this
   # config's training fields) unless finished ('' = <workdir>/finetune).
   c.embed.finetuned = ""
+  # Compute dtype of that fine-tuning run ('' = dtype); the Fisher itself is
+  # computed in dtype (e.g. a target fine-tuned in bfloat16 for speed and
+  # embedded in float32 like the library's tasks).
+  c.embed.finetune_dtype = ""
   # Fisher estimator: empirical (gold labels) | sampled (model's predictive
   # distribution) | original (the published code's batch-level estimator).
   c.embed.estimator = "empirical"

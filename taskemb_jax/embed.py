@@ -107,7 +107,8 @@ def finetuned_model(config, task, spec, workdir, records
 
   'full': the best checkpoint of the fine-tuning run in config.embed.finetuned
   (default <workdir>/finetune), trained there first unless finished (and
-  resumed if interrupted);
+  resumed if interrupted), in config.embed.finetune_dtype if set; the model
+  returned computes in config.dtype;
   'head': the same with the encoder frozen; 'none': the pretrained encoder
   with a random head.
   """
@@ -128,6 +129,7 @@ def finetuned_model(config, task, spec, workdir, records
   cfg = config.copy_and_resolve_references()
   with cfg.unlocked():
     cfg.freeze_encoder = mode == "head"
+    cfg.dtype = config.embed.finetune_dtype or config.dtype
   if not runs.is_finished(run_dir, cfg):
     train.train_and_evaluate(cfg, run_dir)
   model, info, _ = encoders.load_finetuned(run_dir, dtype=config.dtype)
@@ -154,6 +156,7 @@ def taskemb_stage(config: ml_collections.ConfigDict, workdir: str
   recorded = dataclasses.asdict(options)
   recorded.update(finetune=config.embed.finetune, max_length=config.max_length,
                   dtype=config.dtype, num_examples=n,
+                  finetune_dtype=config.embed.finetune_dtype or config.dtype,
                   components=sorted(c for c in emb if not c.startswith(
                       "params/")))
   entry = task_entry(task, n, spec)
@@ -214,9 +217,10 @@ def embed_target(config: ml_collections.ConfigDict, workdir: str,
   and the method options the library recorded (base model, estimator,
   fine-tuning mode, dtype), into <workdir>/target_library, so that it
   compares with the sources. `config.rank.finetune` and
-  `config.rank.embed_examples` change the recipe (a faster target);
-  TextEmb is skipped when `config.rank.textemb` is off and the method
-  does not use it.
+  `config.rank.embed_examples` change the recipe (a faster target; a
+  `rank.finetune.dtype` applies to the fine-tuning only: TextEmb and the
+  Fisher are computed in the library's dtype); TextEmb is skipped when
+  `config.rank.textemb` is off and the method does not use it.
   """
   # Fine-tuned like the library's tasks of its class (the sweep's recipe).
   cfg = recipe.run_config(config, config.task,
@@ -237,6 +241,8 @@ def embed_target(config: ml_collections.ConfigDict, workdir: str,
       cfg.embed.finetune = t["finetune"]
       cfg.embed.num_samples = t["num_samples"]
       cfg.embed.sigma = t["sigma"]
+      if r.finetune.dtype is not None and r.finetune.dtype != t["dtype"]:
+        cfg.embed.finetune_dtype = r.finetune.dtype
       cfg.dtype = t["dtype"]
   base = encoders.base_fingerprints(encoders.spec_from_config(cfg))
   if base != ref["base"]:

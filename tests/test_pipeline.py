@@ -63,7 +63,8 @@ def test_library_sweep_evaluate_report_and_demo(tmp_path):
   assert md.startswith("| method |")
 
   # The targets embedded anew with a faster recipe (the rank stage's for a
-  # new task): fine-tuned on 16 examples, embedded on 12, without TextEmb.
+  # new task): fine-tuned on 16 examples in bfloat16, embedded on 12 in the
+  # library's float32, without TextEmb.
   fast = cfg.copy_and_resolve_references()
   fast.evaluate.methods = "textemb,taskemb"
   fast.evaluate.matrices = work
@@ -71,6 +72,7 @@ def test_library_sweep_evaluate_report_and_demo(tmp_path):
   fast.rank.finetune.train_examples = 16
   fast.rank.embed_examples = 12
   fast.rank.textemb = False
+  fast.rank.finetune.dtype = "bfloat16"
   fast_dir = str(tmp_path / "fast")
   fast_means = evaluation.evaluate_stage(fast, fast_dir)[0]["mean"]["all"]
   assert set(fast_means) == {"taskemb"}  # No target has a TextEmb now.
@@ -80,9 +82,20 @@ def test_library_sweep_evaluate_report_and_demo(tmp_path):
     anew = library.load(os.path.join(
         fast_dir, "targets", files.safe_name(name), "target_library"), name)
     assert anew["textemb"] is None and anew["entry"]["num_examples"] == 12
+    opts = anew["entry"]["taskemb"]
+    assert (opts["dtype"], opts["finetune_dtype"]) == ("float32", "bfloat16")
+    run = os.path.join(fast_dir, "targets", files.safe_name(name), "target",
+                       "finetune")
+    assert json.load(open(os.path.join(run, "task.json")))["dtype"] == \
+        "bfloat16"
     mine = library.load(cfg.library, name)["taskemb"]["layer_0/output"]
     assert not np.allclose(anew["taskemb"]["layer_0/output"], mine, rtol=1e-3,
                            atol=0)
+  # Evaluated again: the finished bfloat16 runs are reused, not retrained.
+  stamp = os.path.getmtime(os.path.join(run, "metrics.json"))
+  assert evaluation.evaluate_stage(fast, fast_dir)[0]["mean"]["all"] == \
+      fast_means
+  assert os.path.getmtime(os.path.join(run, "metrics.json")) == stamp
 
   cfg.report.matrix = work
   cfg.report.evaluation_md = os.path.join(work, "evaluation.md")

@@ -65,7 +65,8 @@ TEXTEMB, TASKEMB, ENTRY = "textemb.npy", "taskemb.npz", "entry.json"
 FILES = {"textemb": TEXTEMB, "taskemb": TASKEMB}
 # Options that may differ between tasks of one comparison (data, not method).
 # Input lengths differ by class, as in the paper (QA's windows are longer).
-PER_TASK_OPTIONS = ("num_examples", "components", "seed", "max_length")
+PER_TASK_OPTIONS = ("num_examples", "components", "seed", "max_length",
+                    "finetune_dtype")
 # Staging and backup folders of an unfinished write: .<folder>.new|old-<id>.
 _SIDE = re.compile(r"\.(.+)\.(new|old)(-[A-Za-z0-9_]+)?")
 _T = TypeVar("_T")
