@@ -53,6 +53,7 @@ RECIPES = {
                           _X500],
     "e2_n1000_x1000_bf16": [_BF16],
     "e1_n1000_x500_bf16": [_E1, _X500, _BF16],
+    "e2_n1000_x250_bf16": ["--config.rank.embed_examples=250", _BF16],
 }
 METHODS = ("textemb", "taskemb", "textemb+taskemb")
 

@@ -95,5 +95,7 @@ def _tiny(c: ml_collections.ConfigDict) -> None:
   c.transfer.qa.batch_size = 8
   c.transfer.tagging.num_epochs = 1
   c.embed.num_examples = 24
+  c.rank.embed_examples = 0  # The library's 24.
+  c.rank.finetune.dtype = None  # The same on every CPU.
   c.eval_batch_size = 32
   c.serve.description_model = "tiny"

@@ -254,9 +254,10 @@ def num_batches(split: Split, batch_size: int, max_length: int) -> int:
 
 def planned_batches(split: Split, batch_size: int, max_length: int, *,
                     shuffle: bool, seed: int = 0, epoch: int = 0,
-                    skip: int = 0
+                    skip: int = 0, packed: bool = False
                     ) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
-  """(rows, batch) of every global batch but the first `skip`.
+  """(rows, batch) of every global batch but the first `skip`
+  (`packed`: batching.plan's packed batches, for passes that only read).
 
   rows: int [batch_size] the global batch's feature indices (-1 = padding),
   the same on every process; batch: this process's slice of it (see
@@ -269,7 +270,7 @@ def planned_batches(split: Split, batch_size: int, max_length: int, *,
                                for v in split.features["label"])) else np.int32
   plan = batching.plan(split.lengths, batch_size,
                        batching.bucket_lengths(max_length), shuffle=shuffle,
-                       seed=seed, epoch=epoch)
+                       seed=seed, epoch=epoch, packed=packed)
   for bucket_len, global_rows in plan[skip:]:
     mine = batching.shard_rows(global_rows, split.num_processes,
                                split.process)

@@ -302,7 +302,7 @@ def compute_textemb(model: heads.TaskModel, split: data_lib.Split, mesh, *,
   total, count = None, 0.0
   progress = Progress("textemb", split.num_features)
   for rows, batch in data_lib.planned_batches(split, batch_size, max_length,
-                                              shuffle=False):
+                                              shuffle=False, packed=True):
     out = step(state, sharding.put_batch(batch, mesh))
     total = out["sum"] if total is None else total + out["sum"]
     count += float(out["count"])
@@ -332,7 +332,7 @@ def compute_taskemb(model: heads.TaskModel, split: data_lib.Split, mesh,
   key = jax.random.key(options.seed)
   progress = Progress("taskemb", split.num_features)
   for i, (rows, batch) in enumerate(data_lib.planned_batches(
-      split, batch_size, max_length, shuffle=False)):
+      split, batch_size, max_length, shuffle=False, packed=True)):
     dev_batch = sharding.put_batch(batch, mesh)
     out = step(state, dev_batch, jax.random.fold_in(key, i))
     count += float(out.pop("count"))

@@ -34,6 +34,21 @@ from taskemb_jax.model import PRESETS, BertConfig
 DTYPES = {name: getattr(jnp, name) for name in validate.DTYPES}
 
 
+def bfloat16_is_fast(cpuinfo: str = "/proc/cpuinfo") -> bool:
+  """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX),
+  where XLA's bfloat16 matmuls run ~1.5x float32's (benchmarks/
+  train_step_vs_torch.py); elsewhere they are emulated and slower. Reads
+  `cpuinfo` only (no backend is started)."""
+  try:
+    with open(cpuinfo) as f:
+      text = f.read(1 << 16)
+  except OSError:
+    return False
+  flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                if line.startswith("flags")), [])
+  return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
   """Where the encoder comes from: sizes, optional weights, tokenizer."""

@@ -169,7 +169,7 @@ def run_model(steps: Steps, state, split: data.Split, kind: str, *,
   bar = progress.Progress(name, split.num_features)
   per_token = kind in ("qa", "tagging")
   for rows, batch in data.planned_batches(split, batch_size, max_length,
-                                          shuffle=False):
+                                          shuffle=False, packed=True):
     # Every process gets the whole global batch's outputs and keeps those
     # of the features it holds.
     res = sharding.to_host(steps.eval(state, sharding.put_batch(

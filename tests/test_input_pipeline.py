@@ -508,3 +508,34 @@ def test_batches_tagging_qa_regression_labels(tok, qa_data):
 def test_batches_feature_too_long(cls_features):
   with pytest.raises(ValueError, match="largest bucket"):
     list(ip.batches(cls_features, 4, buckets=(16,), shuffle=False))
+
+
+def test_packed_plan_pads_fewest_tokens():
+  """Hand-worked: the per-bucket plan or the length-sorted one, whichever
+  pads fewer rows x tokens."""
+  from taskemb_jax import batching  # pylint: disable=import-outside-toplevel
+  buckets = (16, 32, 64)
+  # 7 features, batches of 3. Per bucket: 16 -> [1, 4, 6]; 32 -> [2] + 2
+  # padding rows; 64 -> [0, 3, 5]: 3 x (16 + 32 + 64) = 336 tokens. Sorted:
+  # [1, 6, 4] at 16, [2, 5, 0] at 64, [3] at 64: 432 -- per bucket wins.
+  lengths = np.array([40, 10, 20, 60, 15, 33, 12])
+  per_bucket = [(b, r.tolist()) for b, r in batching.plan(
+      lengths, 3, buckets, shuffle=False)]
+  assert per_bucket == [(16, [1, 4, 6]), (32, [2, -1, -1]), (64, [0, 3, 5])]
+  assert [(b, r.tolist()) for b, r in batching.plan(
+      lengths, 3, buckets, shuffle=False, packed=True)] == per_bucket
+  # 6 features. Per bucket: [0, 1] at 16, [2, 3] at 32, [4, 5] at 64, each
+  # with a padding row: 3 x 112 = 336. Sorted: [0, 1, 2] at 32, [3, 4, 5] at
+  # 64: 288 -- sorted wins, 2 batches instead of 3.
+  lengths = np.array([10, 12, 20, 25, 40, 50])
+  assert [(b, r.tolist()) for b, r in batching.plan(
+      lengths, 3, buckets, shuffle=False, packed=True)] == [
+          (32, [0, 1, 2]), (64, [3, 4, 5])]
+  # A small split over 4 buckets in batches of 128: 2 batches instead of 4.
+  many = np.random.default_rng(0).integers(5, 64, 200)
+  buckets = batching.bucket_lengths(64)
+  assert len(batching.plan(many, 128, buckets, shuffle=False)) == 4
+  assert len(batching.plan(many, 128, buckets, shuffle=False,
+                           packed=True)) == 2
+  with pytest.raises(ValueError, match="not shuffled"):
+    batching.plan(many, 128, buckets, shuffle=True, packed=True)

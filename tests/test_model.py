@@ -384,3 +384,16 @@ def test_bfloat16_training_gradients_stay_close_to_float32():
     assert g16[name].dtype == np.float32
     err = np.linalg.norm(g16[name] - e) / np.linalg.norm(e)
     assert err <= 0.05, (name, err)
+
+
+def test_bfloat16_is_fast_reads_the_cpu_flags(tmp_path):
+  from taskemb_jax import encoders  # pylint: disable=import-outside-toplevel
+  def info(flags):
+    path = tmp_path / f"cpuinfo-{len(flags)}"
+    path.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: "
+                    + " ".join(flags) + "\n")
+    return str(path)
+  assert encoders.bfloat16_is_fast(info(["fma", "avx512f", "avx512_bf16"]))
+  assert encoders.bfloat16_is_fast(info(["fma", "amx_tile", "amx_bf16"]))
+  assert not encoders.bfloat16_is_fast(info(["fma", "avx2", "avx512f"]))
+  assert not encoders.bfloat16_is_fast(str(tmp_path / "missing"))
