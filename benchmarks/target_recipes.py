@@ -134,7 +134,8 @@ def main():
       run_recipe(name, a.matrix, workdir, a.library)
     if os.path.exists(os.path.join(workdir, "evaluation.json")):
       rows[name] = score(matrix, a.library, workdir)
-  md = (f"Targets: {', '.join(matrix['targets'])} ({a.matrix}).\n\n"
+  md = (f"Targets: {', '.join(matrix['targets'])} "
+        f"({os.path.relpath(a.matrix, ROOT)}).\n\n"
         + table(rows))
   print(md)
   os.makedirs(a.out, exist_ok=True)

@@ -5,8 +5,9 @@ fine-tune on first? (CPU, offline.)
   python -m taskemb_jax.main --config=configs/demo.py --workdir=work/demo
 
 The default target, rt-freshness (Rotten Tomatoes fresh vs rotten reviews),
-is treated as a new task: it is fine-tuned on 1,000 examples and embedded
-(TextEmb, TaskEmb) with the library's recipe for its class, and the
+is treated as a new task: it is fine-tuned on 1,000 examples with the
+library's recipe for its class and embedded (TextEmb, TaskEmb) on 250 of
+them with the library's options, and the
 library's other tasks are ranked as its sources (its own library entry is
 never a source). Your own data:
 
