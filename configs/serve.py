@@ -5,8 +5,8 @@ on first (HTTP API, job queue, web page; see README.md, "Service").
 
 serves http://127.0.0.1:8000 with one worker process, an embedded job queue
 (SQLite in the workdir) and the shipped MiniLM library; a job is ranked like
-`make demo` ranks its target (about 70 s cold, 46 s warm on a 2-core CPU). Many worker
-hosts on one Redis queue:
+`make demo` ranks its target (about 70 s cold, 46 s warm on a 2-core
+CPU). Many worker hosts on one Redis queue:
 
   # API host (no local worker), reachable from the network:
   python -m taskemb_jax.main --config=configs/serve.py --workdir=work/serve \
