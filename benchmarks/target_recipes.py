@@ -54,6 +54,13 @@ RECIPES = {
     "e2_n1000_x1000_bf16": [_BF16],
     "e1_n1000_x500_bf16": [_E1, _X500, _BF16],
     "e2_n1000_x250_bf16": ["--config.rank.embed_examples=250", _BF16],
+    # One epoch at twice the learning rate (the library's: 1e-4).
+    "e1_lr2e-4_x250_bf16": [_E1, "--config.rank.finetune.learning_rate=2e-4",
+                            "--config.rank.embed_examples=250", _BF16],
+    "e1_lr2e-4_x250_bf16_seed1": [
+        _E1, "--config.rank.finetune.learning_rate=2e-4",
+        "--config.rank.embed_examples=250", _BF16,
+        "--config.transfer.source_seed=1"],
 }
 METHODS = ("textemb", "taskemb", "textemb+taskemb")
 
