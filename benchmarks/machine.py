@@ -12,30 +12,25 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# pylint: disable=wrong-import-position
+from taskemb_jax import encoders
+# pylint: enable=wrong-import-position
 
 FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni",
                      "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
 
 
-def _cpuinfo_field(name: str) -> str | None:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith(name):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return None
-
-
 def cpu_model() -> str:
-  return _cpuinfo_field("model name") or platform.processor() or "?"
+  return encoders.cpuinfo_field("model name") or platform.processor() or "?"
 
 
 def cpu_flags() -> list[str]:
   """The features of FLAGS_OF_INTEREST that /proc/cpuinfo lists."""
-  flags = set((_cpuinfo_field("flags") or "").split())
+  flags = set((encoders.cpuinfo_field("flags") or "").split())
   return [f for f in FLAGS_OF_INTEREST if f in flags]
 
 

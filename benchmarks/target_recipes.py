@@ -67,8 +67,11 @@ METHODS = ("textemb", "taskemb", "textemb+taskemb")
 
 def run_recipe(name: str, matrix: str, workdir: str, library_dir: str) -> None:
   """The evaluate stage with the targets re-embedded by recipe `name`."""
-  if os.path.exists(os.path.join(workdir, "evaluation.json")):
-    return
+  done = os.path.join(workdir, "evaluation.json")
+  targets = set(transfer.read_matrix(matrix)["targets"])
+  if os.path.exists(done) and targets <= set(
+      files.read_json(done)["evaluations"][0]["per_target"]):
+    return  # (one of fewer targets is run again, reusing its fine-tuning)
   cmd = [sys.executable, "-m", "taskemb_jax.main", "--config=configs/study.py",
          "--config.stage=evaluate", f"--config.library={library_dir}",
          f"--config.evaluate.matrices={matrix}",

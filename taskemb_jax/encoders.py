@@ -34,18 +34,25 @@ from taskemb_jax.model import PRESETS, BertConfig
 DTYPES = {name: getattr(jnp, name) for name in validate.DTYPES}
 
 
+def cpuinfo_field(name: str, cpuinfo: str = "/proc/cpuinfo") -> str | None:
+  """The first `name : value` line's value in `cpuinfo` (None: no such line
+  or no such file, e.g. not Linux)."""
+  try:
+    with open(cpuinfo) as f:
+      for line in f:
+        if line.startswith(name):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return None
+
+
 def bfloat16_is_fast(cpuinfo: str = "/proc/cpuinfo") -> bool:
   """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX),
   where XLA's bfloat16 matmuls run ~1.5x float32's (benchmarks/
   train_step_vs_torch.py); elsewhere they are emulated and slower. Reads
   `cpuinfo` only (no backend is started)."""
-  try:
-    with open(cpuinfo) as f:
-      text = f.read(1 << 16)
-  except OSError:
-    return False
-  flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                if line.startswith("flags")), [])
+  flags = (cpuinfo_field("flags", cpuinfo) or "").split()
   return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
