@@ -350,10 +350,16 @@ def train_epoch(loop: _Loop, state: nnx.State, run: runs.RunState, epoch: int
 
 
 def end_epoch(loop: _Loop, state: nnx.State, run: runs.RunState,
-              result: dict[str, Any]) -> None:
-  """Records an evaluated epoch: the latest checkpoint first (it holds the
-  best model too), then the best model, then metrics.json; `resume` repairs
-  a kill between any two of these."""
+              result: dict[str, Any], held: nnx.State | None, last: bool
+              ) -> nnx.State | None:
+  """Records an evaluated epoch; returns the best model still to be written.
+
+  With save_latest: the latest checkpoint first (it holds the best model
+  too), then the best model, then metrics.json; `resume` repairs a kill
+  between any two of these. Without, a killed run starts over, so the best
+  model is written once, when the run ends: until then it is held in memory
+  (`held`, a copy: the train step donates `state`).
+  """
   run.history.append(result)
   metric = loop.task.metric
   improved = not run.best or result[metric] > run.best[metric]
@@ -363,10 +369,13 @@ def end_epoch(loop: _Loop, state: nnx.State, run: runs.RunState,
   if loop.settings.save_latest:
     checkpoint.save(loop.workdir, checkpoint.LATEST, run.step, state,
                     run.meta())
-  if improved:
-    checkpoint.save(loop.workdir, checkpoint.BEST, run.step, state[0],
-                    {"step": run.step, "metrics": result})
+    if improved:
+      checkpoint.save(loop.workdir, checkpoint.BEST, run.step, state[0],
+                      {"step": run.step, "metrics": result})
+  elif improved:
+    held = state[0] if last else jax.tree.map(lambda x: x.copy(), state[0])
   runs.write_metrics(loop.workdir, loop.task, run)
+  return held
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -435,6 +444,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                    config.warmup_proportion), mesh))
   loop.progress.done = run.step * config.batch_size
   state = sharding.put_replicated(state, mesh)
+  held = None  # The best model not written yet (without save_latest).
   for epoch in range(run.step // max(steps_per_epoch, 1), config.num_epochs):
     state, train_loss = train_epoch(loop, state, run, epoch)
     outputs = run_model(loop.steps, state[0], val, task.kind,
@@ -447,7 +457,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     logging.info("epoch %d/%d: %s", epoch + 1, config.num_epochs,
                  " ".join(f"{k} {v:.4f}" for k, v in result.items()
                           if isinstance(v, float)))
-    end_epoch(loop, state, run, result)
+    held = end_epoch(loop, state, run, result, held,
+                     last=epoch + 1 == config.num_epochs)
+  if held is not None:
+    checkpoint.save(workdir, checkpoint.BEST, run.best["step"], held,
+                    {"step": run.best["step"], "metrics": run.best})
   return runs.write_metrics(workdir, task, run, final=True)
 
 

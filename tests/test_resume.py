@@ -181,13 +181,22 @@ def test_stale_files_of_a_killed_future_are_replaced(data, reference,
   assert_same_as_reference(workdir, reference)
 
 
-def test_without_latest_checkpoints_a_killed_run_starts_over(data, tmp_path):
+def test_without_latest_checkpoints_a_killed_run_starts_over(data, reference,
+                                                            tmp_path):
   cfg = config(data, save_latest=False)
   ref = str(tmp_path / "ref")
   with writes() as log:
     train.train_and_evaluate(cfg, ref)
   assert not any(name.startswith("checkpoints/") for name in log)
   expected = files.read_json(os.path.join(ref, "metrics.json"))
+  # The best model (epoch 2 of 3) is held in memory and written once, at the
+  # end: the same weights as the run that saved it at epoch 2.
+  assert expected == reference[1]
+  assert [n for n in log if n.startswith("best/")] == [f"best/{BEST_STEP}"]
+  assert log[-3:] == ["metrics.json", f"best/{BEST_STEP}", "metrics.json"]
+  a, _ = checkpoint.restore(reference[0], checkpoint.BEST)
+  b, _ = checkpoint.restore(ref, checkpoint.BEST)
+  jax.tree.map(np.testing.assert_array_equal, a, b)
   # Killed after the first epoch's best model and metrics: nothing to resume
   # from; the stale best model and metrics are discarded, not reused.
   workdir = str(tmp_path / "w")
