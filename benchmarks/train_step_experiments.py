@@ -303,7 +303,7 @@ def run_length(length: int, names: list[str], args, roots: dict,
     if args.wait_quiet:
       machine.wait_until_quiet(args.wait_quiet)
     share = machine.CpuShare(pids=tuple(w.proc.pid for w in workers.values()))
-    times, cpu, shares = vs.interleave(
+    times, cpu, shares, _ = vs.interleave(
         workers, args.rounds, args.steps,
         tuple(w.proc.pid for w in workers.values()))
     others = share.others()

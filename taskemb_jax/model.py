@@ -257,6 +257,17 @@ def dropout_mask(module: nnx.Dropout, shape: tuple[int, ...],
   keep_prob = 1.0 - module.rate
   if not _fast_dropout_ok(module, math.prod(shape), key):
     return jax.random.bernoulli(key, keep_prob, shape)
+  return _keep_mask(key, tuple(shape), keep_prob)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _keep_mask(key: Array, shape: tuple[int, ...], keep_prob: float) -> Array:
+  """`jax.random.bernoulli(key, keep_prob, shape)` from `threefry_bits`.
+
+  Its own jit: a step's ~20 masks of 2 shapes are traced twice, not 20
+  times (the rounds' ~100 small operations cost most of a train step's
+  trace otherwise); XLA inlines the call and fuses it as before.
+  """
   bits = threefry_bits(key, shape)
   # jax.random.uniform's float construction, then bernoulli's comparison.
   u = jax.lax.bitcast_convert_type(
@@ -431,6 +442,47 @@ class Layer(nnx.Module):
     return _add(y, perturb, f"{name}/output")
 
 
+class _Keys:
+  """Stands for `nnx.Rngs` in `_layer_jit`: hands out, in order, the dropout
+  keys drawn from the real one before the call."""
+
+  def __init__(self, keys: tuple[Array, ...]):
+    self._keys = list(keys)
+
+  def __getitem__(self, collection: str):
+    return lambda: self._keys.pop(0)
+
+
+def _apply_layer(layer: Layer, x: Array, mask_bias: Array,
+                 rngs: nnx.Rngs | None, perturb: Mapping[str, Array] | None,
+                 name: str) -> Array:
+  """`layer(x, mask_bias, rngs=rngs, perturb=perturb, name=name)`, traced
+  once for all the layers (`_layer_jit`): the same values and dropout keys.
+  """
+  drops = (layer.attention.attn_dropout, layer.attention.dropout,
+           layer.dropout)  # In the order the layer draws their keys.
+  keys = None if rngs is None else tuple(
+      rngs[m.rng_collection]() for m in drops if 0.0 < m.rate < 1.0)
+  local = None
+  if perturb is not None:
+    local = {f"layer/{c}": perturb[f"{name}/{c}"]
+             for c in ("attention", "output") if f"{name}/{c}" in perturb}
+  graphdef, state = nnx.split(layer)
+  return _layer_jit(graphdef, state, x, mask_bias, keys, local or None)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _layer_jit(graphdef: nnx.GraphDef, state: nnx.State, x: Array,
+               mask_bias: Array, keys: tuple[Array, ...] | None,
+               perturb: Mapping[str, Array] | None) -> Array:
+  """One `Layer` (its own jit, inlined by XLA): layers of equal structure
+  and shapes share its trace, so a step's program traces one layer instead
+  of all of them (most of a train step's trace time otherwise)."""
+  layer = nnx.merge(graphdef, state)
+  return layer(x, mask_bias, rngs=None if keys is None else _Keys(keys),
+               perturb=perturb, name="layer")
+
+
 class Bert(nnx.Module):
   """The BERT encoder with its pooler.
 
@@ -465,7 +517,7 @@ class Bert(nnx.Module):
     x = self.embeddings(input_ids, token_type_ids, rngs=rngs, perturb=perturb)
     states = [x]
     for k, layer in enumerate(self.layers):
-      x = layer(x, mask_bias, rngs=rngs, perturb=perturb, name=f"layer_{k}")
+      x = _apply_layer(layer, x, mask_bias, rngs, perturb, f"layer_{k}")
       states.append(x)
     pooled = jnp.tanh(_linear(self.pooler, x[:, 0]))
     pooled = _add(pooled, perturb, "pooler")

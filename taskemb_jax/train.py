@@ -81,9 +81,23 @@ def train_step(graphdef: nnx.GraphDef, state: nnx.State,
     return total / jnp.maximum(count, 1.0), (total, count)
 
   grads, (total, count) = nnx.grad(loss_fn, has_aux=True)(model)
-  optimizer.update(model, grads, schedule=schedule)
-  return nnx.state((model, optimizer)), {
+  return _apply_grads(graphdef, nnx.state((model, optimizer)), grads,
+                      schedule), {
       "loss_sum": total, "count": count, "grad_norm": optax.global_norm(grads)}
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _apply_grads(graphdef: nnx.GraphDef, state: nnx.State, grads: nnx.State,
+                 schedule: Mapping[str, jax.Array]) -> nnx.State:
+  """The optimizer's update of `nnx.split((model, optimizer))`'s state.
+
+  Its own jit, inlined into the train step's program: its shapes do not
+  depend on the batch, so it is traced once per process, not once per
+  length bucket (a third of a step's trace time).
+  """
+  model, optimizer = nnx.merge(graphdef, state)
+  optimizer.update(model, grads, schedule=schedule)
+  return nnx.state((model, optimizer))
 
 
 def eval_step(graphdef: nnx.GraphDef, state: nnx.State,
