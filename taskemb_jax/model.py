@@ -48,6 +48,7 @@ those that did not help, to benchmarks/results/train_step_experiments.json):
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import math
@@ -442,17 +443,6 @@ class Layer(nnx.Module):
     return _add(y, perturb, f"{name}/output")
 
 
-class _Keys:
-  """Stands for `nnx.Rngs` in `_layer_jit`: hands out, in order, the dropout
-  keys drawn from the real one before the call."""
-
-  def __init__(self, keys: tuple[Array, ...]):
-    self._keys = list(keys)
-
-  def __getitem__(self, collection: str):
-    return lambda: self._keys.pop(0)
-
-
 def _apply_layer(layer: Layer, x: Array, mask_bias: Array,
                  rngs: nnx.Rngs | None, perturb: Mapping[str, Array] | None,
                  name: str) -> Array:
@@ -479,8 +469,10 @@ def _layer_jit(graphdef: nnx.GraphDef, state: nnx.State, x: Array,
   and shapes share its trace, so a step's program traces one layer instead
   of all of them (most of a train step's trace time otherwise)."""
   layer = nnx.merge(graphdef, state)
-  return layer(x, mask_bias, rngs=None if keys is None else _Keys(keys),
-               perturb=perturb, name="layer")
+  # Stands for nnx.Rngs: rngs[collection]() hands out the keys drawn before.
+  it = iter(keys or ())
+  rngs = None if keys is None else collections.defaultdict(lambda: it.__next__)
+  return layer(x, mask_bias, rngs=rngs, perturb=perturb, name="layer")
 
 
 class Bert(nnx.Module):

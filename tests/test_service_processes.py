@@ -152,10 +152,13 @@ def _job(url, job_id):
 
 
 def _kill_worker_in_training(url, job_id, attempt):
-  """SIGKILLs the worker once it fine-tunes this attempt; its pid."""
+  """SIGKILLs the worker once this attempt is past the start of fine-tuning
+  (its stage can already be the next one: with compiled steps the tiny
+  model's fine-tuning lasts about a second); its pid."""
   sf.wait_job(url, job_id, ("running",), check=lambda j: j[
-      "attempt"] == attempt and j["stage"] == "fine-tuning" and j[
-          "progress"] > 0.12, timeout_s=120)
+      "attempt"] == attempt and j["stage"] in (
+          "fine-tuning", "evaluating", "TaskEmb") and j["progress"] > 0.12,
+              timeout_s=120)
   workers = httpx.get(url + "/api/health").json()["workers"]
   busy = [w for w in workers if w["job"] == job_id]
   assert len(busy) == 1, workers
