@@ -119,8 +119,9 @@ def table(rows: dict) -> str:
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--recipes", default=",".join(RECIPES))
-  # Study v2's first finished targets (its 4 classification targets, restart
-  # 0), kept as they were when the recipes were compared.
+  # Study v2's first finished targets (restart 0 of its 4 classification and
+  # 4 tagging targets), kept as they were when the recipes were compared
+  # (results/target_recipes/cls4/: the 4 classification targets alone).
   p.add_argument("--matrix", default=os.path.join(
       ROOT, "results", "target_recipes", "transfer_matrix.json"))
   p.add_argument("--library", default=os.path.join(ROOT, "library",
