@@ -36,6 +36,16 @@ import service_latency
 # pylint: enable=wrong-import-position
 
 
+def checkout(commit: str) -> str:
+  """A temporary folder holding the tracked files of `commit` (git archive)."""
+  folder = os.path.join(tempfile.mkdtemp(prefix="checkout_"), "code")
+  os.makedirs(folder)
+  archive = subprocess.run(["git", "archive", commit], cwd=ROOT, check=True,
+                           capture_output=True).stdout
+  subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+  return folder
+
+
 def seconds(root: str, path: str, workdir: str) -> float:
   """Wall seconds of the main command of the checkout at `root`."""
   t = time.time()
@@ -55,11 +65,7 @@ def main():
       ROOT, "benchmarks", "results", "cold_command.json"))
   a = p.parse_args()
   tmp = tempfile.mkdtemp(prefix="cold_command_")
-  other = os.path.join(tmp, "other")
-  os.makedirs(other)
-  archive = subprocess.run(["git", "archive", a.against], cwd=ROOT,
-                           check=True, capture_output=True).stdout
-  subprocess.run(["tar", "-x", "-C", other], input=archive, check=True)
+  other = checkout(a.against)
   path = service_latency.files_of_1000(tmp, 1)[0]
   roots = {a.against: other, "this": ROOT}
   times = {n: [] for n in roots}

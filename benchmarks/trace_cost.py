@@ -8,7 +8,7 @@ optimizer, then traces (`jax.jit(...).trace`, no compilation) the train
 step for batches of 32 at lengths 16, 32, 48 and 64 (the buckets of
 max_length 64), in that order, counting Python function calls with cProfile
 and wall seconds. With --against, the same is measured in the code of that
-commit (`git archive` into a temporary folder), in another process. Tracing
+commit (`cold_command.checkout`), in another process. Tracing
 is single-threaded Python: the call counts compare across machines and
 loads, the seconds only within one quiet run.
 """
@@ -23,7 +23,6 @@ import os
 import pstats
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,12 +79,9 @@ def main():
     return
   roots = {"this": ROOT}
   if a.against:
-    other = os.path.join(tempfile.mkdtemp(prefix="trace_cost_"), "other")
-    os.makedirs(other)
-    archive = subprocess.run(["git", "archive", a.against], cwd=ROOT,
-                             check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", other], input=archive, check=True)
-    roots = {a.against: other, "this": ROOT}
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import cold_command  # pylint: disable=g-import-not-at-top
+    roots = {a.against: cold_command.checkout(a.against), "this": ROOT}
   out = {}
   for name, root in roots.items():
     proc = subprocess.run(
