@@ -57,6 +57,12 @@ RECIPES = {
     # One epoch at twice the learning rate (the library's: 1e-4).
     "e1_lr2e-4_x250_bf16": [_E1, "--config.rank.finetune.learning_rate=2e-4",
                             "--config.rank.embed_examples=250", _BF16],
+    # Half the fine-tuning examples, two epochs (half the fine-tuning time).
+    "e2_n500_x250_bf16": ["--config.rank.finetune.train_examples=500",
+                          "--config.rank.embed_examples=250", _BF16],
+    "e2_n500_x250_bf16_seed1": ["--config.rank.finetune.train_examples=500",
+                                "--config.rank.embed_examples=250", _BF16,
+                                "--config.transfer.source_seed=1"],
     "e1_lr2e-4_x250_bf16_seed1": [
         _E1, "--config.rank.finetune.learning_rate=2e-4",
         "--config.rank.embed_examples=250", _BF16,
