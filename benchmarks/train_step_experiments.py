@@ -71,6 +71,10 @@ VARIANTS: dict[str, tuple[str, dict, str | None, str]] = {
     "bfloat16_attention_f32": ("bfloat16, but the attention core's "
                                "matmuls in float32", {},
                                "patch_attention_f32", "bfloat16"),
+    "bfloat16_frozen_word_embeddings": (
+        "bfloat16, the word-embedding table neither differentiated nor "
+        "updated (no [vocab, hidden] gradient, Adam moments or update)",
+        {}, "patch_frozen_word_embeddings", "bfloat16"),
     "torch": ("PyTorch eager (benchmarks/torch_step_worker.py)", {}, None,
               "float32"),
 }
@@ -196,6 +200,25 @@ def patch_attention_f32():
   core = model.attention
   model.attention = (lambda q, k, v, bias, keep, keep_prob, dtype:
                      core(q, k, v, bias, keep, keep_prob, jnp.float32))
+
+
+def patch_frozen_word_embeddings():
+  """AdamW on every parameter but the word-embedding table (zero updates:
+  XLA drops its gradient, moments and update)."""
+  import optax  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from taskemb_jax import optimizer  # pylint: disable=g-import-not-at-top
+  create = optimizer.create_optimizer
+
+  def label(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: ("frozen" if "word_embeddings" in jax.tree_util.keystr(
+            path) else "train"), params)
+
+  def create_frozen(**kw):
+    return optax.multi_transform(
+        {"train": create(**kw), "frozen": optax.set_to_zero()}, label)
+  optimizer.create_optimizer = create_frozen
 
 
 # ----------------------------------------------------------------------------
