@@ -54,6 +54,15 @@ VARIANTS: dict[str, tuple[str, dict, str | None, str]] = {
         "concurrency-optimized scheduler",
         {"XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"},
         None, "float32"),
+    "two_host_devices": (
+        "the batch split over 2 XLA:CPU devices of one process (the mesh's "
+        "data axis), their programs running side by side",
+        {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, None,
+        "float32"),
+    "two_host_devices_eigen_1": (
+        "two_host_devices, each device's matmuls on one thread",
+        {"XLA_FLAGS": "--xla_force_host_platform_device_count=2 "
+                      "--xla_cpu_multi_thread_eigen=false"}, None, "float32"),
     "malloc_keep": ("glibc malloc keeps freed memory (no mmap, one arena, no "
                     "trim): temporaries are not page-faulted every step",
                     {"GLIBC_TUNABLES": "glibc.malloc.mmap_max=0:"
