@@ -100,6 +100,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from taskemb_jax import sharding  # pylint: disable=import-outside-toplevel
+  # First of all: its malloc settings only hold for threads that start after
+  # it, and the calls below start JAX (and XLA:CPU's threads).
+  sharding.keep_freed_memory()
   setup_terminal(flags.FLAGS.verbosity)
   try:
     sharding.maybe_initialize_distributed()
