@@ -1,0 +1,120 @@
+r"""Where the train step's time goes, by kind of XLA:CPU operation.
+
+  .venv/bin/python benchmarks/step_profile.py [--length=128] \
+      [--dtype=float32] [--steps=3] [--out=benchmarks/results/step_profile.json]
+
+Runs the project's train step on MiniLM (all-MiniLM-L6-v2 weights,
+classification head, batch --batch, the step of
+`benchmarks/train_step_vs_torch.py`) under `jax.profiler.trace` and sums the
+trace's operation durations per kind: `ynn_fusion` (XLA:CPU's matmuls through
+YNNPACK), `dot_general`/`dot` (the attention core's batched matmuls) and each
+kind of element-wise fusion (named by XLA after its first operations, e.g.
+`multiply_add_fusion`), per step. The profiler slows the step (its total is
+printed beside the step's seconds without it); the shares are what it is
+for. Also prints the same-shaped matmuls' rate outside the step, so that the
+matmuls' rate inside it can be read off: the step's matmul FLOPs (counted
+analytically) over the `ynn_fusion` time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import os
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+_HOST = ("ThunkExecutor", "$", "PjitFunction", "SlinkyThreadPool",
+         "CommonPjRtLoadedExecutable", "ParseArguments")
+
+
+def kind_of(name: str) -> str:
+  """'ynn_fusion.52' -> 'ynn_fusion'; 'multiply_add_fusion.7' ->
+  'multiply_add_fusion'."""
+  return name.rstrip("0123456789").rstrip(".")
+
+
+def per_kind(trace_file: str, steps: int) -> dict[str, float]:
+  """Milliseconds per step of each kind of device operation in a trace."""
+  events = json.load(gzip.open(trace_file))["traceEvents"]
+  total = collections.Counter()
+  for e in events:
+    if e.get("ph") == "X" and "dur" in e and not e["name"].startswith(_HOST):
+      total[kind_of(e["name"])] += e["dur"] / 1000 / steps
+  return dict(total.most_common())
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--length", type=int, default=128)
+  p.add_argument("--batch", type=int, default=32)
+  p.add_argument("--dtype", default="float32",
+                 choices=("float32", "bfloat16"))
+  p.add_argument("--steps", type=int, default=3)
+  p.add_argument("--out", default=os.path.join(
+      ROOT, "benchmarks", "results", "step_profile.json"))
+  a = p.parse_args()
+  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  from configs import common
+  from taskemb_jax import sharding
+  sharding.configure_jax(common.get_config())  # As the CLI, before JAX starts.
+  import statistics
+  import jax
+  import jax.numpy as jnp
+  import machine
+  import rates
+  import train_step_vs_torch as vs
+  from taskemb_jax import pretrained
+  # pylint: enable=g-import-not-at-top,import-outside-toplevel
+  ours = vs.Ours(vs.make_batch(a.batch, a.length, 3), a.dtype, 3, 2)
+  plain = statistics.median(ours.run(a.steps))
+  with tempfile.TemporaryDirectory() as d:
+    with jax.profiler.trace(d):
+      profiled = sum(ours.run(a.steps)) / a.steps
+    kinds = per_kind(glob.glob(os.path.join(d, "**", "*.trace.json.gz"),
+                               recursive=True)[0], a.steps)
+  device_ms = sum(kinds.values())
+  cfg = pretrained.read_config(pretrained.resolve_model_dir("minilm-l6"))
+  dense = 3 * rates.analytic_flops(cfg, a.batch, a.length, 3)["forward_dense"]
+  # The dense layers' shape, [B * L, H] x [H, I], in the step's dtype.
+  x = jnp.ones((a.batch * a.length, cfg.hidden_size), a.dtype)
+  w = jnp.ones((cfg.hidden_size, cfg.intermediate_size), a.dtype)
+  mm = jax.jit(lambda x, w: jnp.dot(x, w, preferred_element_type=jnp.float32))
+  alone = 2 * x.shape[0] * w.shape[0] * w.shape[1] / statistics.median(
+      rates.wall_times(lambda: mm(x, w), 9)) / 1e9
+  print(f"train step, batch {a.batch}, length {a.length}, {a.dtype}: "
+        f"{plain:.3f} s ({profiled:.3f} s profiled; its operations "
+        f"{device_ms / 1000:.3f} s)")
+  print(f"{'operation kind':<32}{'ms/step':>9}{'share':>8}")
+  for k, ms in list(kinds.items())[:20]:
+    print(f"{k:<32}{ms:>9.1f}{100 * ms / device_ms:>7.1f}%")
+  ynn = kinds.get("ynn_fusion", 0.0) / 1000
+  in_step = dense / ynn / 1e9 if ynn else float("nan")
+  print(f"dense layers' matmuls (3 x forward): {dense / 1e9:.1f} GFLOP/step "
+        f"in ynn_fusion's {ynn:.3f} s (profiled) = {in_step:.0f} GFLOP/s; "
+        f"the [{x.shape[0]}, {w.shape[0]}] x [{w.shape[0]}, {w.shape[1]}] "
+        f"matmul alone: {alone:.0f} GFLOP/s")
+  result = {"machine": machine.info(), "length": a.length, "batch": a.batch,
+            "dtype": a.dtype, "seconds_per_step": plain,
+            "seconds_per_step_profiled": profiled,
+            "operation_ms_per_step": kinds,
+            "dense_gflop_per_step": dense / 1e9,
+            "dense_gflops_in_step_profiled": in_step,
+            "dense_shape_matmul_gflops_alone": alone}
+  os.makedirs(os.path.dirname(a.out), exist_ok=True)
+  runs = json.load(open(a.out)) if os.path.exists(a.out) else []
+  runs.append(result)
+  with open(a.out, "w") as f:
+    json.dump(runs, f, indent=1)
+  print(f"appended to {a.out}")
+
+
+if __name__ == "__main__":
+  main()
