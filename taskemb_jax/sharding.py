@@ -186,7 +186,9 @@ def configure_jax(config) -> None:
   """Process-wide settings of a run: the persistent compilation cache (of
   compilations over 1 s, unless the environment's
   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS says otherwise), and memory
-  reuse on the CPU (`keep_freed_memory`); call before JAX starts."""
+  reuse on the CPU (`keep_freed_memory`); call before JAX starts, i.e.
+  before any call that makes a backend (`jax.devices()`,
+  `jax.process_index()`, an array, a jit)."""
   cache = config.get("compilation_cache", "")
   if cache:
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(cache))
