@@ -87,7 +87,7 @@ def spy():
   started.append(bool(xla_bridge._backends))  # JAX's backends made yet?
   return keep()
 sharding.keep_freed_memory = spy
-sys.argv = ["main", "--config=configs/tiny.py", "--config.stage=list"]
+sys.argv = ["main", "--config=" + {config!r}, "--config.stage=list"]
 try:
   app.run(main.main)
 except SystemExit:
@@ -96,12 +96,13 @@ print(json.dumps(started))
 """
 
 
-def test_the_command_line_keeps_freed_memory_before_jax_starts():
+@pytest.mark.parametrize("config", ["configs/tiny.py", "configs/demo.py"])
+def test_the_command_line_keeps_freed_memory_before_jax_starts(config):
   # Called after JAX made its backend (and XLA:CPU its threads), the
   # setting missed those threads: the main command's train steps
   # page-faulted their temporaries again at every step (7 M faults and 17 s
   # of system time in the demo's 60 s).
-  out = subprocess.run([sys.executable, "-c", _CLI_SCRIPT.format(root=ROOT)],
+  out = subprocess.run([sys.executable, "-c", _CLI_SCRIPT.format(root=ROOT, config=config)],
                        check=True, capture_output=True, text=True, cwd=ROOT,
                        timeout=300)
   started = json.loads(out.stdout.strip().splitlines()[-1])
