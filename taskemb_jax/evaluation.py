@@ -221,6 +221,7 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
   results: dict[str, Any] = {"regime": matrix["regime"], "per_target": {},
                              "mean": {}, "restart_std": {}}
   per_method: dict[tuple[str, str], list] = {}
+  per_class: dict[tuple[str, str, str], list] = {}
   per_restart: dict[tuple[str, str, int], list] = {}
   for tgt in matrix["targets"]:
     cells = matrix["pairs"].get(tgt, {})
@@ -270,6 +271,7 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
         results["per_target"].setdefault(tgt, {}).setdefault(scope, {})[
             method] = res
         per_method.setdefault((scope, method), []).append(res)
+        per_class.setdefault((family, scope, method), []).append(res)
   for (scope, method), rows in per_method.items():
     results["mean"].setdefault(scope, {})[method] = _mean(rows)
     restarts = sorted(r for (s, m, r) in per_restart if s == scope and
@@ -280,6 +282,11 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
           k: float(np.std([m[k] for m in means], ddof=1)) for k in means[0]}
   results["num_targets"] = {s: len(rows) for (s, m), rows in
                             per_method.items() if m == methods[0]}
+  # The same means per class of target (for a per-class choice of method).
+  results["by_class"] = {}
+  for (family, scope, method), rows in per_class.items():
+    results["by_class"].setdefault(family, {}).setdefault(scope, {})[
+        method] = {**_mean(rows), "targets": len(rows)}
   return results
 
 
@@ -316,6 +323,27 @@ def markdown(evaluations: Sequence[Mapping[str, Any]],
                 f"{100 * r[k]:.1f}%" if k in r else "" for k in
                 ("regret@1", "regret@3", "regret@5")) +
             f" | {r['spearman']:.2f} |")
+  for e in evaluations:
+    classes = sorted(e.get("by_class", {}))
+    if len(classes) < 2:
+      continue
+    counts = ", ".join(
+        f"{c} {max(r['targets'] for r in e['by_class'][c]['all'].values())}"
+        for c in classes if e["by_class"][c].get("all"))
+    lines += ["", f"By class of target ({e['regime']}; targets per class: "
+              f"{counts})", "",
+              "| method | " + " | ".join(
+                  f"{c} {scope} ρ ↓ | {c} {scope} NDCG ↑" for c in classes
+                  for scope in ("in-class", "all")) + " |",
+              "|---|" + "---|" * (4 * len(classes))]
+    for m in methods:
+      cells = []
+      for c in classes:
+        for scope in ("in-class", "all"):
+          r = e["by_class"][c].get(scope, {}).get(m)
+          cells += ([f"{r['rho']:.2f}", f"{100 * r['ndcg']:.1f}"] if r
+                    else ["", ""])
+      lines.append(f"| {m} | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
 

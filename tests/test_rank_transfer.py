@@ -118,6 +118,58 @@ def test_evaluate_matrix_by_hand(lib):
   assert "| textemb | 3.00 ± 0.00 |" in md
 
 
+def _cell(x):
+  return {"mean": x, "runs": [x], "gain": x - 0.5}
+
+
+# Targets of two classes: T and B (classification), E (tagging).
+MATRIX3 = {"regime": "LIMITED->LIMITED", "sources": list("TBCDE"),
+           "targets": ["T", "B", "E"], "restarts": 1,
+           "metric": {t: "accuracy" for t in "TBE"},
+           "baseline": {t: {"mean": 0.5, "std": 0.0, "runs": [0.5]}
+                        for t in "TBE"},
+           "pairs": {
+               "T": {"B": _cell(0.80), "C": _cell(0.85), "D": _cell(0.70),
+                     "E": _cell(0.60)},
+               "B": {"T": _cell(0.60), "C": _cell(0.90), "D": _cell(0.75),
+                     "E": _cell(0.65)},
+               "E": {"T": _cell(0.85), "B": _cell(0.55), "C": _cell(0.60),
+                     "D": _cell(0.50)}}}
+
+
+def test_evaluation_by_class_of_target(lib):
+  """Per class of target: the means of that class's targets' scores."""
+  res = evaluation.evaluate_matrix(MATRIX3, lib, ["textemb", "taskemb"])
+  per = res["per_target"]
+  by = res["by_class"]
+  assert sorted(by) == ["classification", "tagging"]
+  # E has no other tagging source: no in-class ranking for it.
+  assert sorted(by["tagging"]) == ["all"]
+  for family, targets in (("classification", "TB"), ("tagging", "E")):
+    for scope, methods in by[family].items():
+      for m, r in methods.items():
+        rows = [per[t][scope][m] for t in targets if scope in per[t]]
+        assert r["targets"] == len(rows)
+        for k in ("rho", "ndcg", "regret@1"):
+          assert r[k] == pytest.approx(np.mean([row[k] for row in rows]))
+  # TextEmb puts the best source last for T and B, first for E (T: E's
+  # nearest by text).
+  assert by["classification"]["all"]["textemb"]["rho"] == 4
+  assert by["tagging"]["all"]["textemb"]["rho"] == 1
+  assert res["mean"]["all"]["textemb"]["rho"] == 3
+  md = evaluation.markdown([res], ["textemb", "taskemb"])
+  assert "By class of target (LIMITED->LIMITED; targets per class: " \
+      "classification 2, tagging 1)" in md
+  row = next(l for l in md.splitlines()[md.splitlines().index(
+      next(l for l in md.splitlines() if l.startswith("By class"))):]
+      if l.startswith("| textemb |"))
+  c = by["classification"]
+  assert row.startswith(
+      f"| textemb | {c['in-class']['textemb']['rho']:.2f} | "
+      f"{100 * c['in-class']['textemb']['ndcg']:.1f} | "
+      f"{c['all']['textemb']['rho']:.2f} |")
+
+
 def test_targets_embedded_anew_replace_the_librarys(lib):
   """A target embedded with another recipe is ranked with its own vectors;
   methods it lacks the embedding for are skipped for it."""
