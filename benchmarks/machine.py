@@ -1,6 +1,7 @@
 """What the benchmarks record about the machine they ran on.
 
-`info()` is a dict of the CPU model, the CPU features that matter to the
+`append_result` adds one run's entry to a JSON list of runs. `info()` is a
+dict of the CPU model, the CPU features that matter to the
 matmul kernels (AVX-512, AVX-512 BF16, AMX), the CPUs this process may use,
 the load average and the software versions; `CpuShare` measures how much
 CPU time other processes took during a measurement (a shared machine makes
@@ -17,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=wrong-import-position
-from taskemb_jax import encoders
+from taskemb_jax import encoders, files
 # pylint: enable=wrong-import-position
 
 FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni",
@@ -115,3 +116,13 @@ def wait_until_quiet(max_wait_s: float, window_s: float = 10.0,
     share = probe.others()
     if share is None or share < threshold or time.monotonic() > deadline:
       return share
+
+
+def append_result(path: str, entry: dict) -> None:
+  """Appends `entry` to the JSON list of runs at `path` (written atomically;
+  a missing file starts the list)."""
+  runs = files.read_json(path) if os.path.exists(path) else []
+  runs.append(entry)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  files.write_json(path, runs)
+  print(f"appended to {path}")

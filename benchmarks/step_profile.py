@@ -108,12 +108,7 @@ def main():
             "dense_gflop_per_step": dense / 1e9,
             "dense_gflops_in_step_profiled": in_step,
             "dense_shape_matmul_gflops_alone": alone}
-  os.makedirs(os.path.dirname(a.out), exist_ok=True)
-  runs = json.load(open(a.out)) if os.path.exists(a.out) else []
-  runs.append(result)
-  with open(a.out, "w") as f:
-    json.dump(runs, f, indent=1)
-  print(f"appended to {a.out}")
+  machine.append_result(a.out, result)
 
 
 if __name__ == "__main__":

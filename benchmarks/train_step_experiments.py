@@ -395,15 +395,9 @@ def main(argv=None):
         print(f"  {n:<28}{row['seconds_per_step_median']:8.3f} s "
               f"{row['examples_per_s']:7.1f} ex/s "
               f"{row['cpu_seconds_per_step_median']:7.2f} cpu-s  {sp_}")
-  log = []
-  if os.path.exists(args.out):
-    with open(args.out) as f:
-      log = json.load(f)
-  log.append(entry)
-  sys.path.insert(0, ROOT)
-  from taskemb_jax import files  # pylint: disable=g-import-not-at-top
-  files.write_json(args.out, log)
-  print(f"appended to {args.out}")
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import machine  # pylint: disable=g-import-not-at-top
+  machine.append_result(args.out, entry)
   return entry
 
 

@@ -55,11 +55,15 @@ print(json.dumps(faults))
 """
 
 
-def _page_faults_per_step(configure: bool) -> list[int]:
-  script = _SCRIPT.format(root=ROOT, configure=configure)
+def _last_json_line(script: str):
+  """What `script`, run in a new Python process, printed last (JSON)."""
   out = subprocess.run([sys.executable, "-c", script], check=True,
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
   return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _page_faults_per_step(configure: bool) -> list[int]:
+  return _last_json_line(_SCRIPT.format(root=ROOT, configure=configure))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux")
@@ -102,8 +106,5 @@ def test_the_command_line_keeps_freed_memory_before_jax_starts(config):
   # setting missed those threads: the main command's train steps
   # page-faulted their temporaries again at every step (7 M faults and 17 s
   # of system time in the demo's 60 s).
-  out = subprocess.run([sys.executable, "-c", _CLI_SCRIPT.format(root=ROOT, config=config)],
-                       check=True, capture_output=True, text=True, cwd=ROOT,
-                       timeout=300)
-  started = json.loads(out.stdout.strip().splitlines()[-1])
+  started = _last_json_line(_CLI_SCRIPT.format(root=ROOT, config=config))
   assert started and started[0] is False, started
