@@ -1,8 +1,10 @@
 """The yardsticks of the speed benchmarks: the jitted matmul rate of this
-machine and the analytic FLOPs of a BERT train step.
+machine, the analytic FLOPs of a BERT train step, and the train step under
+test as every speed benchmark builds it (`train_steps`).
 
-Used by benchmarks/train_step.py and benchmarks/train_step_vs_torch.py, so
-that both report a step's GFLOP/s as a fraction of the same matmul rate.
+Used by benchmarks/train_step.py, benchmarks/train_step_vs_torch.py and
+benchmarks/taskemb.py, so that all report a step's GFLOP/s as a fraction of
+the same matmul rate, of the same step.
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ import time
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
+
+from configs import common
+from taskemb_jax import optimizer as optimizer_lib
+from taskemb_jax import sharding, train
 
 FLOPS_FORMULA = ("step FLOPs = 3 x forward; forward = 2 P_mm B L "
                  "+ n_layers B 4 L^2 H + 2 B (H^2 + H C), "
@@ -64,3 +71,21 @@ def analytic_flops(cfg, batch: int, length: int, num_labels: int) -> dict:
   return {"matmul_params_per_token": p_mm, "forward_dense": dense,
           "forward_attention": attn, "forward_head": head, "forward": fwd,
           "step": 3 * fwd}
+
+
+def train_steps(model: nnx.Module, kind: str = "classification"):
+  """The project's jitted steps on `model`, with the default config's AdamW
+  and a 1,000-step schedule: (steps, state, mesh, schedule), where `state`
+  (model and optimizer, replicated on the mesh) is what ``steps.train``
+  takes and donates."""
+  config = common.get_config()
+  optimizer = nnx.Optimizer(
+      model, optimizer_lib.create_optimizer(
+          **optimizer_lib.optimizer_settings(config)),
+      wrt=nnx.Param)
+  mesh = sharding.make_mesh()
+  schedule = sharding.put_replicated(optimizer_lib.schedule_args(
+      1000, config.learning_rate, config.warmup_proportion), mesh)
+  steps = train.Steps(model, kind, mesh, optimizer)
+  state = sharding.put_replicated(nnx.state((model, optimizer)), mesh)
+  return steps, state, mesh, schedule

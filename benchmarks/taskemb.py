@@ -44,9 +44,9 @@ import numpy as np  # pylint: disable=wrong-import-position
 from flax import nnx  # pylint: disable=wrong-import-position
 
 from configs import common  # pylint: disable=wrong-import-position
-from taskemb_jax import embeddings, heads, sharding, train  # pylint: disable=wrong-import-position
-from taskemb_jax import optimizer as optimizer_lib  # pylint: disable=wrong-import-position
+from taskemb_jax import embeddings, heads, sharding  # pylint: disable=wrong-import-position
 from taskemb_jax.model import PRESETS, component_names  # pylint: disable=wrong-import-position
+from benchmarks.rates import train_steps  # pylint: disable=wrong-import-position
 
 
 def parse_args(argv=None):
@@ -92,15 +92,7 @@ def main(argv=None):
   sharding.configure_jax(common.get_config())  # As the CLI, before JAX starts.
   cfg = PRESETS[args.preset]
   model = heads.TaskModel(cfg, "classification", 3, rngs=nnx.Rngs(0))
-  config = common.get_config()
-  optimizer = nnx.Optimizer(
-      model, optimizer_lib.create_optimizer(
-          **optimizer_lib.optimizer_settings(config)),
-      wrt=nnx.Param)
-  mesh = sharding.make_mesh()
-  schedule = sharding.put_replicated(optimizer_lib.schedule_args(
-      1000, config.learning_rate, config.warmup_proportion), mesh)
-  steps = train.Steps(model, "classification", mesh, optimizer)
+  steps, train_state, mesh, schedule = train_steps(model)
   batch = sharding.put_batch(make_batch(args.batch, args.length), mesh)
   comps = tuple(component_names(cfg))
   gd = nnx.graphdef(model)
@@ -110,7 +102,6 @@ def main(argv=None):
   # A copy: the train step donates (deletes) its own state's buffers.
   model_state = jax.tree.map(lambda x: x.copy(), sharding.put_replicated(
       nnx.state(model), mesh))
-  train_state = sharding.put_replicated(nnx.state((model, optimizer)), mesh)
   key = jax.random.key(0)
 
   fisher = jax.jit(lambda s, b, k: embeddings.fisher_step(

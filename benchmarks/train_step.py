@@ -54,10 +54,8 @@ put into XLA_FLAGS before JAX starts.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -107,43 +105,14 @@ import numpy as np
 from flax import nnx
 
 from configs import common
-from taskemb_jax import encoders, heads, sharding, train
-from taskemb_jax import optimizer as optimizer_lib
+from taskemb_jax import encoders, heads, sharding
 from taskemb_jax.model import PRESETS
-from benchmarks.rates import FLOPS_FORMULA, Matmul, analytic_flops, wall_times
+from benchmarks import machine
+from benchmarks.rates import (FLOPS_FORMULA, Matmul, analytic_flops,
+                              train_steps, wall_times)
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
-
-
-class CpuShare:
-  """CPU time other processes took while measuring (from /proc/stat).
-
-  busy(all CPUs) - CPU time of this process, as a fraction of wall time x
-  CPU count: a rough sign of interference (None where /proc/stat is absent).
-  """
-
-  def __init__(self):
-    self.start = self._sample()
-
-  @staticmethod
-  def _sample():
-    try:
-      with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-      return None
-    busy = sum(v) - v[3] - (v[4] if len(v) > 4 else 0)  # minus idle, iowait
-    ticks = os.sysconf("SC_CLK_TCK")
-    t = os.times()
-    return busy / ticks, t.user + t.system, time.perf_counter()
-
-  def others(self) -> float | None:
-    end = self._sample()
-    if self.start is None or end is None:
-      return None
-    busy, own, wall = (e - s for e, s in zip(end, self.start))
-    return max(0.0, (busy - own) / (wall * (os.cpu_count() or 1)))
 
 
 def _cost_flops(compiled) -> float | None:
@@ -187,19 +156,10 @@ def _timed(fns, mm: Matmul, reps: int, interleave: int):
 
 def bench_step(length: int, args, mm: Matmul) -> dict:
   cfg = PRESETS[args.preset]
-  config = common.get_config()
   model = heads.TaskModel(cfg, "classification", args.num_labels,
                           dtype=encoders.DTYPES[args.dtype], rngs=nnx.Rngs(0))
-  optimizer = nnx.Optimizer(
-      model, optimizer_lib.create_optimizer(
-          **optimizer_lib.optimizer_settings(config)),
-      wrt=nnx.Param)
-  mesh = sharding.make_mesh()
-  schedule = sharding.put_replicated(optimizer_lib.schedule_args(
-      1000, config.learning_rate, config.warmup_proportion), mesh)
-  steps = train.Steps(model, "classification", mesh, optimizer)
   graphdef = nnx.graphdef(model)
-  state = sharding.put_replicated(nnx.state((model, optimizer)), mesh)
+  steps, state, mesh, schedule = train_steps(model)
   batch = sharding.put_batch(
       make_batch(args.batch, length, cfg.vocab_size, args.num_labels), mesh)
   key = jax.random.key(0)
@@ -302,18 +262,10 @@ def bench_shapes(cfg, batch: int, length: int, reps: int = 7) -> dict:
 def main():
   args = ARGS
   sharding.configure_jax(common.get_config())  # As the CLI, before JAX starts.
-  info = {"jax": jax.__version__, "backend": jax.default_backend(),
-          "devices": [str(d) for d in jax.devices()],
-          "cpu_count": os.cpu_count(),
-          "cpu_affinity": (len(os.sched_getaffinity(0))
-                           if hasattr(os, "sched_getaffinity") else None),
-          "machine": platform.machine(), "cpu_model": _cpu_model(),
-          "date": datetime.datetime.now().isoformat(timespec="seconds"),
-          "xla_flags": os.environ.get("XLA_FLAGS", ""),
-          "argv": sys.argv[1:]}
+  info = dict(machine.info(), argv=sys.argv[1:])
   print(f"jax {info['jax']} on {info['backend']} ({info['cpu_count']} CPUs, "
         f"{info['cpu_model']}); XLA_FLAGS={info['xla_flags']!r}")
-  load = CpuShare()
+  load = machine.CpuShare()
   mm = Matmul(1024)
   mm_before = [mm.measure(args.matmul_reps),
                Matmul(2048).measure(max(args.matmul_reps // 3, 3))]
@@ -395,17 +347,6 @@ def main():
   with open(args.out, "w") as f:
     json.dump(out, f, indent=1)
   print(f"wrote {args.out}")
-
-
-def _cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "?"
 
 
 if __name__ == "__main__":

@@ -79,8 +79,7 @@ from flax import nnx
 from benchmarks import machine
 from benchmarks import rates
 from configs import common
-from taskemb_jax import encoders, files, heads, pretrained, sharding, train
-from taskemb_jax import optimizer as optimizer_lib
+from taskemb_jax import encoders, files, heads, pretrained, sharding
 # pylint: enable=wrong-import-position
 
 WORKER = os.path.join(ROOT, "benchmarks", "torch_step_worker.py")
@@ -136,22 +135,13 @@ class Ours:
 
   def __init__(self, batch: dict, dtype: str, num_labels: int, warmup: int):
     folder = pretrained.resolve_model_dir("minilm-l6")
-    config = common.get_config()
     model = heads.TaskModel(pretrained.read_config(folder), "classification",
                             num_labels, dtype=encoders.DTYPES[dtype],
                             rngs=nnx.Rngs(0))
     missing = pretrained.load_encoder(model, folder)
     assert not missing, missing
-    optimizer = nnx.Optimizer(
-        model, optimizer_lib.create_optimizer(
-            **optimizer_lib.optimizer_settings(config)),
-        wrt=nnx.Param)
-    self.mesh = sharding.make_mesh()
-    self.schedule = sharding.put_replicated(optimizer_lib.schedule_args(
-        1000, config.learning_rate, config.warmup_proportion), self.mesh)
-    self.steps = train.Steps(model, "classification", self.mesh, optimizer)
-    self.state = sharding.put_replicated(nnx.state((model, optimizer)),
-                                         self.mesh)
+    self.steps, self.state, self.mesh, self.schedule = rates.train_steps(
+        model)
     self.batch = batch
     self.key = jax.random.key(0)
     self.i = 0
