@@ -13,7 +13,8 @@ kind of element-wise fusion (named by XLA after its first operations, e.g.
 printed beside the step's seconds without it); the shares are what it is
 for. Also prints the same-shaped matmuls' rate outside the step, so that the
 matmuls' rate inside it can be read off: the step's matmul FLOPs (counted
-analytically) over the `ynn_fusion` time.
+analytically) over the `ynn_fusion` time. --top=N lists the N longest single
+operations with their result shapes and what they fuse.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import glob
 import gzip
 import json
 import os
+import re
 import sys
 import tempfile
 
@@ -41,14 +43,41 @@ def kind_of(name: str) -> str:
   return name.rstrip("0123456789").rstrip(".")
 
 
-def per_kind(trace_file: str, steps: int) -> dict[str, float]:
-  """Milliseconds per step of each kind of device operation in a trace."""
+def per_op(trace_file: str, steps: int) -> dict[str, float]:
+  """Milliseconds per step of each device operation in a trace."""
   events = json.load(gzip.open(trace_file))["traceEvents"]
   total = collections.Counter()
   for e in events:
     if e.get("ph") == "X" and "dur" in e and not e["name"].startswith(_HOST):
-      total[kind_of(e["name"])] += e["dur"] / 1000 / steps
+      total[e["name"]] += e["dur"] / 1000 / steps
   return dict(total.most_common())
+
+
+def per_kind(ops: dict[str, float]) -> dict[str, float]:
+  """`per_op`'s milliseconds summed per kind of operation (`kind_of`)."""
+  total = collections.Counter()
+  for name, ms in ops.items():
+    total[kind_of(name)] += ms
+  return dict(total.most_common())
+
+
+def describe(hlo: str, name: str) -> str:
+  """'f32[2048,1536] <- multiply, add, convert' for operation `name` of the
+  compiled module's text `hlo`: its result shape and, for a fusion, the
+  operations of the computation it calls."""
+  m = re.search(rf"%{re.escape(name)} = (\S+) \w+\(.*?calls=%([\w.\-]+)",
+                hlo) or re.search(rf"%{re.escape(name)} = (\S+) ", hlo)
+  if not m:
+    return "?"
+  shape = m.group(1).split("{")[0]
+  if m.lastindex < 2:
+    return shape
+  body = re.search(rf"%{re.escape(m.group(2))} \(.*?\n}}", hlo, re.S)
+  ops = collections.Counter(re.findall(r"= \S+ (\w[\w-]*)\(",
+                                       body.group(0) if body else ""))
+  ops.pop("parameter", None)
+  return f"{shape} <- " + ", ".join(f"{k}" + (f" x{v}" if v > 1 else "")
+                                    for k, v in ops.most_common(6))
 
 
 def main():
@@ -58,6 +87,9 @@ def main():
   p.add_argument("--dtype", default="float32",
                  choices=("float32", "bfloat16"))
   p.add_argument("--steps", type=int, default=3)
+  p.add_argument("--top", type=int, default=0,
+                 help="also list the N longest single operations, with "
+                      "their shapes and fused operations")
   p.add_argument("--out", default=os.path.join(
       ROOT, "benchmarks", "results", "step_profile.json"))
   a = p.parse_args()
@@ -78,8 +110,9 @@ def main():
   with tempfile.TemporaryDirectory() as d:
     with jax.profiler.trace(d):
       profiled = sum(ours.run(a.steps)) / a.steps
-    kinds = per_kind(glob.glob(os.path.join(d, "**", "*.trace.json.gz"),
-                               recursive=True)[0], a.steps)
+    ops = per_op(glob.glob(os.path.join(d, "**", "*.trace.json.gz"),
+                           recursive=True)[0], a.steps)
+  kinds = per_kind(ops)
   device_ms = sum(kinds.values())
   cfg = pretrained.read_config(pretrained.resolve_model_dir("minilm-l6"))
   dense = 3 * rates.analytic_flops(cfg, a.batch, a.length, 3)["forward_dense"]
@@ -95,6 +128,17 @@ def main():
   print(f"{'operation kind':<32}{'ms/step':>9}{'share':>8}")
   for k, ms in list(kinds.items())[:20]:
     print(f"{k:<32}{ms:>9.1f}{100 * ms / device_ms:>7.1f}%")
+  top = {}
+  if a.top:
+    hlo = ours.steps.train.lower(
+        ours.state, sharding.put_batch(ours.batch, ours.mesh),
+        jax.random.key(0), ours.schedule).compile().as_text()
+    print(f"\n{'operation':<32}{'ms/step':>9}{'share':>8}  result <- fused")
+    for name, ms in list(ops.items())[:a.top]:
+      top[name] = {"ms": ms, "what": describe(hlo, name)}
+      print(f"{name:<32}{ms:>9.1f}{100 * ms / device_ms:>7.1f}%  "
+            f"{top[name]['what']}")
+    print()
   ynn = kinds.get("ynn_fusion", 0.0) / 1000
   in_step = dense / ynn / 1e9 if ynn else float("nan")
   print(f"dense layers' matmuls (3 x forward): {dense / 1e9:.1f} GFLOP/step "
@@ -105,6 +149,7 @@ def main():
             "dtype": a.dtype, "seconds_per_step": plain,
             "seconds_per_step_profiled": profiled,
             "operation_ms_per_step": kinds,
+            "longest_operations": top,
             "dense_gflop_per_step": dense / 1e9,
             "dense_gflops_in_step_profiled": in_step,
             "dense_shape_matmul_gflops_alone": alone}
