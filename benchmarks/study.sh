@@ -9,7 +9,8 @@
 #    (resumable; its source runs are the sweep's sources);
 # 3. transfer: 12 targets x (45 sources + none) x 2 restarts; every finished
 #    run's result.json is copied to results/study_v2/runs/ as it appears
-#    (every 60 s), to be committed;
+#    (every 60 s), to be committed (SWEEP_WORKERS=2: by two workers pinned
+#    to a CPU each);
 # 4. evaluate (every method, LogME included) and report.
 # Wall time of every stage: results/study_v2/timings.json.
 set -euo pipefail
@@ -51,7 +52,18 @@ run_stage build_library configs/library.py --workdir="$W"
 ( while sleep 60; do save_results; done ) &
 SAVER=$!
 trap 'kill $SAVER 2>/dev/null || true' EXIT
-run_stage transfer configs/study.py --workdir="$W"
+if ((${SWEEP_WORKERS:-1} > 1)); then
+  # SWEEP_WORKERS=2: two workers, each pinned to one CPU, share the sweep
+  # (1.15-1.22x the train steps per second of one worker on both CPUs,
+  # benchmarks/cpu_workers.py); the last to finish merges the matrix.
+  start=$(date +%s)
+  echo "== transfer ($SWEEP_WORKERS workers)"
+  CPUS_PER_WORKER=${CPUS_PER_WORKER:-1} PYTHON=$PY launch/sweep_workers.sh \
+    "$SWEEP_WORKERS" "$W" --config=configs/study.py --config.library="$LIB"
+  SECONDS_OF[transfer]=$(( $(date +%s) - start ))
+else
+  run_stage transfer configs/study.py --workdir="$W"
+fi
 save_results
 
 run_stage evaluate configs/study.py --workdir="$W"

@@ -6,6 +6,13 @@
 #
 # Locally, one worker per device (GPUS=k pins worker i to GPU i mod k):
 #   GPUS=4 launch/sweep_workers.sh 4 work/sweep --config=configs/offline_study.py
+# or, on a CPU host, one worker per core (CPUS_PER_WORKER=k pins worker i to
+# k CPUs of this process's affinity, from the (i*k)-th on, with taskset):
+#   CPUS_PER_WORKER=1 launch/sweep_workers.sh 2 work/sweep --config=...
+# XLA:CPU's threads gain little over one core each on small models: two
+# pinned workers did 1.15-1.22x the train steps per second of one worker on
+# both CPUs of a 2-CPU machine (benchmarks/cpu_workers.py), before counting
+# the single-threaded host work (data, decoding, checkpoints) they overlap.
 # As a SLURM array (one pair per worker at a time, N = array size):
 #   sbatch --array=0-31 --wrap "launch/sweep_workers.sh 32 /shared/sweep \
 #       --config=configs/offline_study.py"
@@ -26,13 +33,24 @@ if [[ -n "${SLURM_ARRAY_TASK_ID:-}" ]]; then
   exec $PY -m taskemb_jax.main "$@" --workdir="$WORKDIR" \
     --config.stage=transfer --config.transfer.shard="$i/$N"
 fi
+if [[ -n "${CPUS_PER_WORKER:-}" ]]; then
+  read -r -a CPUS < <($PY -c 'import os; print(*sorted(os.sched_getaffinity(0)))')
+fi
 pids=()
 for ((i = 0; i < N; i++)); do
   (
     if [[ -n "${GPUS:-}" ]]; then
       export CUDA_VISIBLE_DEVICES=$((i % GPUS))
     fi
-    exec $PY -m taskemb_jax.main "$@" --workdir="$WORKDIR" \
+    pin=()
+    if [[ -n "${CPUS_PER_WORKER:-}" ]]; then
+      mine=()
+      for ((j = 0; j < CPUS_PER_WORKER; j++)); do
+        mine+=("${CPUS[$(((i * CPUS_PER_WORKER + j) % ${#CPUS[@]}))]}")
+      done
+      pin=(taskset -c "$(IFS=,; echo "${mine[*]}")")
+    fi
+    exec "${pin[@]}" $PY -m taskemb_jax.main "$@" --workdir="$WORKDIR" \
       --config.stage=transfer --config.transfer.shard="$i/$N"
   ) &
   pids+=($!)

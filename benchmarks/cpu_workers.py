@@ -1,0 +1,165 @@
+r"""Train-step throughput of one process on every CPU against one pinned
+process per CPU, side by side: what a sweep gains from
+``CPUS_PER_WORKER=1 launch/sweep_workers.sh N ...``.
+
+  .venv/bin/python benchmarks/cpu_workers.py [--lengths=64,128] \
+      [--steps=6] [--rounds=2] [--dtype=float32] \
+      [--out=benchmarks/results/cpu_workers.json]
+
+Starts one worker process that may use every CPU of this process's affinity
+(XLA:CPU's threads spread over them: the sweep's default, one worker) and
+one worker per CPU, each pinned to its CPU before JAX starts. All build the
+project's train step on a MiniLM-L6-sized model (random weights,
+classification, batch 32) and compile it; then, in --rounds alternating
+rounds, the single worker runs --steps steps alone, and the pinned workers
+run --steps steps each at the same time. Throughput is steps per second:
+1 / median step time of the single worker against the sum over the pinned
+workers of theirs. Prints a table and appends the run to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def worker(args) -> None:
+  """Builds the step, says 'ready', then runs `run K` requests from stdin."""
+  if args.cpu >= 0:
+    os.sched_setaffinity(0, {args.cpu})  # Before XLA sizes its thread pool.
+  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  from configs import common
+  from taskemb_jax import sharding
+  sharding.configure_jax(common.get_config())  # As the CLI, before JAX starts.
+  import time
+  import jax
+  from flax import nnx
+  from benchmarks import rates
+  from benchmarks import train_step_vs_torch as vs
+  from taskemb_jax import encoders, heads
+  from taskemb_jax.model import PRESETS
+  # pylint: enable=g-import-not-at-top,import-outside-toplevel
+  model = heads.TaskModel(PRESETS["minilm-l6"], "classification", 3,
+                          dtype=encoders.DTYPES[args.dtype], rngs=nnx.Rngs(0))
+  steps, state, mesh, schedule = rates.train_steps(model)
+  batch = sharding.put_batch(vs.make_batch(32, args.length, 3), mesh)
+  key = jax.random.key(0)
+  i = 0
+
+  def step():
+    nonlocal state, i
+    state, m = steps.train(state, batch, jax.random.fold_in(key, i), schedule)
+    jax.block_until_ready(m)
+    i += 1
+
+  for _ in range(2):
+    step()
+  print(json.dumps({"ready": True}), flush=True)
+  for line in sys.stdin:
+    cmd = line.split()
+    if not cmd or cmd[0] == "quit":
+      break
+    times = []
+    for _ in range(int(cmd[1])):
+      t = time.perf_counter()
+      step()
+      times.append(time.perf_counter() - t)
+    print(json.dumps({"times": times}), flush=True)
+
+
+class Worker:
+  """A worker process (`cpu` -1: not pinned)."""
+
+  def __init__(self, cpu: int, length: int, dtype: str):
+    self.proc = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--worker",
+         f"--cpu={cpu}", f"--length={length}", f"--dtype={dtype}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+  def read(self) -> dict:
+    line = self.proc.stdout.readline()
+    if not line:
+      sys.exit(f"error: a worker exited ({self.proc.wait()})")
+    return json.loads(line)
+
+  def send(self, text: str) -> None:
+    self.proc.stdin.write(text + "\n")
+    self.proc.stdin.flush()
+
+  def close(self) -> None:
+    if self.proc.poll() is None:
+      self.send("quit")
+      self.proc.wait(timeout=60)
+
+
+def run_length(length: int, args, cpus: list[int]) -> dict:
+  single = Worker(-1, length, args.dtype)
+  pinned = [Worker(c, length, args.dtype) for c in cpus]
+  try:
+    for w in [single] + pinned:
+      w.read()  # Compiled and warmed up.
+    one, many = [], [[] for _ in pinned]
+    for _ in range(args.rounds):
+      single.send(f"run {args.steps}")
+      one += single.read()["times"]
+      for w in pinned:
+        w.send(f"run {args.steps}")
+      for k, w in enumerate(pinned):
+        many[k] += w.read()["times"]
+  finally:
+    for w in [single] + pinned:
+      w.close()
+  one_rate = 1 / statistics.median(one)
+  pinned_rates = [1 / statistics.median(t) for t in many]
+  return {"length": length, "single_step_s": statistics.median(one),
+          "pinned_step_s": [statistics.median(t) for t in many],
+          "single_steps_per_s": one_rate,
+          "pinned_steps_per_s": sum(pinned_rates),
+          "ratio": sum(pinned_rates) / one_rate}
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--lengths", default="64,128")
+  p.add_argument("--steps", type=int, default=6)
+  p.add_argument("--rounds", type=int, default=2)
+  p.add_argument("--dtype", default="float32")
+  p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results",
+                                               "cpu_workers.json"))
+  p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+  p.add_argument("--cpu", type=int, default=-1, help=argparse.SUPPRESS)
+  p.add_argument("--length", type=int, default=64, help=argparse.SUPPRESS)
+  args = p.parse_args()
+  if args.worker:
+    worker(args)
+    return
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import machine  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  cpus = sorted(os.sched_getaffinity(0))
+  rows = []
+  print(f"{len(cpus)} CPUs; {args.dtype}, batch 32, {args.rounds} rounds of "
+        f"{args.steps} steps")
+  print(f"{'length':>6}  {'one process':>22}  {'one pinned per CPU':>30}  "
+        f"{'ratio':>6}")
+  for length in [int(x) for x in args.lengths.split(",")]:
+    r = run_length(length, args, cpus)
+    rows.append(r)
+    each = ", ".join(f"{s:.3f}" for s in r["pinned_step_s"])
+    print(f"{length:>6}  {r['single_step_s']:>7.3f} s/step "
+          f"{r['single_steps_per_s']:>5.2f}/s  "
+          f"{each:>15} s/step {r['pinned_steps_per_s']:>5.2f}/s  "
+          f"{r['ratio']:>5.2f}x", flush=True)
+  machine.append_result(args.out, {
+      "machine": machine.info(), "dtype": args.dtype, "steps": args.steps,
+      "rounds": args.rounds, "cpus": cpus, "results": rows})
+
+
+if __name__ == "__main__":
+  main()
