@@ -14,13 +14,16 @@ import synthetic
 from service_fixtures import tiny_library  # noqa: F401  pylint: disable=unused-import
 
 CHROMIUM = "/usr/bin/chromium"
-# Short heartbeats; longer fine-tuning of large uploads (to kill a worker
-# in it): the target trains on up to 400 examples for 3 epochs.
+# Short heartbeats; long fine-tuning of large uploads only (to kill a
+# worker in it): the target trains on up to 4,000 examples for 3 epochs,
+# about 1,500 steps of the tiny model (SLOW_EXAMPLES), while the browser's
+# files of at most 200 examples train in a second.
 TOKEN = "t0ken"
 FLAGS = ("--config.serve.heartbeat_s=0.5", "--config.serve.stale_s=4",
          f"--config.serve.token={TOKEN}",
-         "--config.transfer.source_examples=400",
+         "--config.transfer.source_examples=4000",
          "--config.transfer.all.num_epochs=3")
+SLOW_EXAMPLES = 5000
 XSS = "<script>window.__xss = 1</script><b>bold</b> movie reviews"
 
 
@@ -152,13 +155,11 @@ def _job(url, job_id):
 
 
 def _kill_worker_in_training(url, job_id, attempt):
-  """SIGKILLs the worker once this attempt is past the start of fine-tuning
-  (its stage can already be the next one: with compiled steps the tiny
-  model's fine-tuning lasts about a second); its pid."""
+  """SIGKILLs the worker while this attempt is fine-tuning, past its start;
+  its pid."""
   sf.wait_job(url, job_id, ("running",), check=lambda j: j[
-      "attempt"] == attempt and j["stage"] in (
-          "fine-tuning", "evaluating", "TaskEmb") and j["progress"] > 0.12,
-              timeout_s=120)
+      "attempt"] == attempt and j["stage"] == "fine-tuning" and j[
+          "progress"] > 0.12, timeout_s=120)
   workers = httpx.get(url + "/api/health").json()["workers"]
   busy = [w for w in workers if w["job"] == job_id]
   assert len(busy) == 1, workers
@@ -168,7 +169,8 @@ def _kill_worker_in_training(url, job_id, attempt):
 
 def test_cancelling_a_running_job_stops_it(served, tmp_path):
   url = served["url"]
-  slow = sf.classification_file(str(tmp_path / "slow.jsonl"), n=600, seed=4)
+  slow = sf.classification_file(str(tmp_path / "slow.jsonl"),
+                                n=SLOW_EXAMPLES, seed=4)
   job_id = httpx.post(url + "/api/jobs", data={"kind": "classification"},
                       files={"file": open(slow, "rb")}).json()["id"]
   sf.wait_job(url, job_id, ("running",), check=lambda j: j["progress"] >= 0.1)
@@ -186,7 +188,8 @@ def test_cancelling_a_running_job_stops_it(served, tmp_path):
 def test_killed_worker_retried_once_then_failed_and_restarts_keep_jobs(
     served, tmp_path):
   url, work, lib = served["url"], served["work"], served["lib"]
-  slow = sf.classification_file(str(tmp_path / "slow.jsonl"), n=600, seed=3)
+  slow = sf.classification_file(str(tmp_path / "slow.jsonl"),
+                                n=SLOW_EXAMPLES, seed=3)
   job_id = httpx.post(url + "/api/jobs", data={"kind": "classification"},
                       files={"file": open(slow, "rb")}).json()["id"]
   first = _kill_worker_in_training(url, job_id, 1)
