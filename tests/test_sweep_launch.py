@@ -11,20 +11,28 @@ SCRIPT = os.path.join(ROOT, "launch", "sweep_workers.sh")
 
 
 def _launch(tmp_path, n, **env):
-  fake = tmp_path / "python"
+  """{shard: CPUs} of the workers that the script starts (each stand-in
+  writes its own file: the workers run at the same time)."""
+  fake, out = tmp_path / "python", tmp_path / "started"
+  out.mkdir(exist_ok=True)
+  for f in out.iterdir():
+    f.unlink()
+  report = tmp_path / "report.py"
+  report.write_text(
+      "import json, os, sys\n"
+      f"with open(os.path.join({str(out)!r}, str(os.getpid())), 'w') as f:\n"
+      "  json.dump([sorted(os.sched_getaffinity(0)), sys.argv[1:]], f)\n")
   fake.write_text(
       "#!/bin/bash\n"
       f'if [[ "$1" == "-c" ]]; then exec {sys.executable} "$@"; fi\n'
-      f"exec {sys.executable} -c 'import json, os, sys; print(json.dumps("
-      "[sorted(os.sched_getaffinity(0)), sys.argv[1:]]))' \"$@\"\n")
+      f'exec {sys.executable} {report} "$@"\n')
   fake.chmod(0o755)
-  out = subprocess.run(
+  subprocess.run(
       ["bash", SCRIPT, str(n), str(tmp_path / "work"), "--config=x.py"],
-      env=dict(os.environ, PYTHON=str(fake), **env), capture_output=True,
-      text=True, check=True, timeout=60).stdout
+      env=dict(os.environ, PYTHON=str(fake), **env), check=True, timeout=60)
   workers = {}
-  for line in out.splitlines():
-    cpus, argv = json.loads(line)
+  for f in out.iterdir():
+    cpus, argv = json.loads(f.read_text())
     shard = [a for a in argv if a.startswith("--config.transfer.shard=")]
     workers[shard[0].split("=")[1]] = cpus
     assert argv[:3] == ["-m", "taskemb_jax.main", "--config=x.py"]
