@@ -13,6 +13,14 @@
 #    to a CPU each);
 # 4. evaluate (every method, LogME included) and report.
 # Wall time of every stage: results/study_v2/timings.json.
+#
+# A sitting on a machine without the earlier sittings' workdir:
+#   STUDY_SOURCES=$(python benchmarks/study_sitting.py --minutes=110 | tail -1) \
+#     SWEEP_WORKERS=2 bash benchmarks/study.sh
+# runs only the unfinished runs from those sources (and the baselines),
+# fine-tuning each source as the sweep first needs it, with the shipped
+# library's recipe, and stops after the transfer stage (no library build,
+# no evaluation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-work/study2}
@@ -47,7 +55,13 @@ run_stage() {  # run_stage STAGE CONFIG [flags...]
   SECONDS_OF[$stage]=$(( $(date +%s) - start ))
 }
 
-run_stage build_library configs/library.py --workdir="$W"
+SUBSET=()
+if [[ -n "${STUDY_SOURCES:-}" ]]; then
+  SUBSET=(--config.transfer.sources="$STUDY_SOURCES")
+  SECONDS_OF[build_library]=0
+else
+  run_stage build_library configs/library.py --workdir="$W"
+fi
 
 ( while sleep 60; do save_results; done ) &
 SAVER=$!
@@ -59,12 +73,14 @@ if ((${SWEEP_WORKERS:-1} > 1)); then
   start=$(date +%s)
   echo "== transfer ($SWEEP_WORKERS workers)"
   CPUS_PER_WORKER=${CPUS_PER_WORKER:-1} PYTHON=$PY launch/sweep_workers.sh \
-    "$SWEEP_WORKERS" "$W" --config=configs/study.py --config.library="$LIB"
+    "$SWEEP_WORKERS" "$W" --config=configs/study.py --config.library="$LIB" \
+    "${SUBSET[@]}"
   SECONDS_OF[transfer]=$(( $(date +%s) - start ))
 else
-  run_stage transfer configs/study.py --workdir="$W"
+  run_stage transfer configs/study.py --workdir="$W" "${SUBSET[@]}"
 fi
 save_results
+[[ -z "${STUDY_SOURCES:-}" ]] || exit 0
 
 run_stage evaluate configs/study.py --workdir="$W"
 run_stage report configs/study.py --workdir="$OUT" \

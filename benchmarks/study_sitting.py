@@ -1,0 +1,100 @@
+r"""Which sources study v2 should run in a sitting of a given length.
+
+  .venv/bin/python benchmarks/study_sitting.py [--minutes=120] [--workers=2]
+
+A sitting starts on a machine that may hold none of the source models of
+earlier sittings (only the target runs' result files are committed, in
+results/study_v2/runs/). Its cost is then the source fine-tuning runs it
+needs plus its target runs, so a sitting should finish every remaining run
+*of the sources it fine-tunes*. This lists the unfinished runs per source
+(the baselines belong to no source and always run), estimates each source's
+cost in worker-seconds (its library build time from
+results/library_minilm_l6.json, plus its unfinished target runs at the
+per-class times the pinned sweep measured), and picks the sources with the
+most runs per second until the estimate fills --minutes of --workers
+workers. The last line it prints is the pick, comma-separated, for
+`STUDY_SOURCES=... bash benchmarks/study.sh`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from configs import study  # pylint: disable=wrong-import-position
+from taskemb_jax import tasks  # pylint: disable=wrong-import-position
+from taskemb_jax import transfer  # pylint: disable=wrong-import-position
+
+# Worker-seconds of one target run by the target's class, one worker pinned
+# to one CPU (restart 0 of the sweep, two pinned workers: ~23 s, ~25 s and
+# ~64 s of wall time per run for the pair).
+TARGET_RUN_S = {"classification": 46.0, "tagging": 50.0, "qa": 128.0}
+# A source's fine-tuning on one CPU, relative to its library build (two
+# CPUs, fine-tuning and embedding; results/library_minilm_l6.json).
+SOURCE_VS_LIBRARY_BUILD = 0.8
+
+
+def unfinished(config, runs: str) -> list[tuple[str, str, int]]:
+  """The (target, source, restart) runs of the plan without a result."""
+  out = []
+  for target, source, r in transfer.plan(config):
+    settings = transfer.target_run(config, runs, target, source, r)[1]
+    if transfer.finished_result(transfer.target_run_dir(
+        runs, target, source, r), settings, overwrite=False) is None:
+      out.append((target, source, r))
+  return out
+
+
+def pick(runs: dict[str, int], cost: dict[str, float],
+         budget: float) -> list[str]:
+  """Sources by runs per second, each taken if it still fits `budget`."""
+  order = sorted(runs, key=lambda s: (-runs[s] / cost[s], s))
+  chosen, spent = [], 0.0
+  for s in order:
+    if spent + cost[s] <= budget:
+      chosen.append(s)
+      spent += cost[s]
+  return chosen
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--runs", default=os.path.join(ROOT, "results", "study_v2"))
+  p.add_argument("--minutes", type=float, default=120)
+  p.add_argument("--workers", type=int, default=2)
+  a = p.parse_args()
+  config = study.get_config()
+  todo = unfinished(config, a.runs)
+  with open(os.path.join(ROOT, "results", "library_minilm_l6.json")) as f:
+    build_s = {t["task"]: t["seconds"] for t in json.load(f)["tasks"]}
+  by_source = collections.defaultdict(list)
+  for target, source, _ in todo:
+    by_source[source].append(target)
+  run_s = lambda t: TARGET_RUN_S[tasks.get_task(t).family]
+  baseline_s = sum(run_s(t) for t in by_source.pop(transfer.BASELINE, []))
+  cost = {s: SOURCE_VS_LIBRARY_BUILD * build_s[s] + sum(map(run_s, ts))
+          for s, ts in by_source.items()}
+  chosen = pick({s: len(ts) for s, ts in by_source.items()}, cost,
+                a.minutes * 60 * a.workers - baseline_s)
+  print(f"{len(todo)} runs unfinished: {len(by_source)} sources, "
+        f"baselines {baseline_s / 60:.0f} worker-min")
+  print(f"{'source':22s} {'runs':>4s} {'worker-min':>10s}")
+  for s in sorted(by_source, key=lambda s: -len(by_source[s]) / cost[s]):
+    print(f"{s:22s} {len(by_source[s]):4d} {cost[s] / 60:10.1f}"
+          f"{'  *' if s in chosen else ''}")
+  spent = sum(cost[s] for s in chosen) + baseline_s
+  print(f"all: {(sum(cost.values()) + baseline_s) / 3600 / a.workers:.1f} h "
+        f"of {a.workers} workers; the pick (*): "
+        f"{spent / 60 / a.workers:.0f} min, "
+        f"{sum(len(by_source[s]) for s in chosen)} runs")
+  print(",".join(chosen))
+
+
+if __name__ == "__main__":
+  main()
