@@ -1,7 +1,7 @@
 r"""Interim scores of the ranking methods while study v2 is still running.
 
   .venv/bin/python benchmarks/study_interim.py [--runs=results/study_v2] \
-      [--out=results/study_v2/interim]
+      [--out=results/study_v2/interim] [--targets=mr-polarity,hedge]
 
 Reads the finished target runs' result files (the committed copies in
 results/study_v2/runs/, or a sweep's workdir), keeps the targets whose
@@ -54,9 +54,14 @@ def main():
                                                "interim"))
   p.add_argument("--library", default=os.path.join(ROOT, "library",
                                                    "minilm-l6"))
+  p.add_argument("--targets", default="",
+                 help="comma-separated targets to consider (default: all "
+                      "of configs/study.py)")
   a = p.parse_args()
   config = study.get_config()
   config.library = a.library
+  if a.targets:
+    config.transfer.targets = a.targets
   done = {t: finished_restarts(config, a.runs, t)
           for t in files.comma_list(config.transfer.targets)}
   kept = [t for t, k in done.items() if k > 0]

@@ -109,7 +109,12 @@ def table(rows: dict) -> str:
     for m in METHODS:
       for s in ("in-class", "all"):
         r = e["mean"].get(s, {}).get(m)
-        cells += ([f"{r['rho']:.2f}", f"{100 * r['ndcg']:.1f}"] if r
+        # The spread over the matrix's restarts (each restart alone as the
+        # ground truth), where it has more than one.
+        sd = e.get("restart_std", {}).get(s, {}).get(m)
+        pm = lambda k, f=1: f" ± {f * sd[k]:.2f}" if sd else ""
+        cells += ([f"{r['rho']:.2f}{pm('rho')}",
+                   f"{100 * r['ndcg']:.1f}{pm('ndcg', 100)}"] if r
                   else ["", ""])
     lines.append("| " + " | ".join(cells) + " |")
   lines += ["", "TaskEmb's ρ per target (in-class / all):", ""]
