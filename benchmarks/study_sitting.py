@@ -14,6 +14,12 @@ per-class times the pinned sweep measured), and picks the sources with the
 most runs per second until the estimate fills --minutes of --workers
 workers. The last line it prints is the pick, comma-separated, for
 `STUDY_SOURCES=... bash benchmarks/study.sh`.
+
+  .venv/bin/python benchmarks/study_sitting.py --check_sources=work/study2
+
+compares instead the validation metric of every finished source run in a
+sweep's workdir with that of the library build (a source fine-tuned anew
+should reproduce the library's).
 """
 
 from __future__ import annotations
@@ -63,12 +69,36 @@ def pick(runs: dict[str, int], cost: dict[str, float],
   return chosen
 
 
+def check_sources(workdir: str, library_build: dict[str, float]) -> None:
+  """Each finished source run's best validation metric against the
+  library build's."""
+  print(f"{'source':22s} {'metric':>10s} {'this run':>10s} {'library':>10s}")
+  for name in sorted(os.listdir(os.path.join(workdir, "sources"))):
+    path = os.path.join(workdir, "sources", name, "metrics.json")
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      m = json.load(f)
+    if "final" not in m:  # Still training.
+      continue
+    ours, lib = m["best"][m["metric"]], library_build.get(m["task"])
+    diff = "" if lib is None else f"{ours - lib:+.1e}"
+    print(f"{m['task']:22s} {m['metric']:>10s} {ours:10.4f} "
+          f"{'' if lib is None else f'{lib:10.4f}'} {diff}")
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--runs", default=os.path.join(ROOT, "results", "study_v2"))
   p.add_argument("--minutes", type=float, default=120)
   p.add_argument("--workers", type=int, default=2)
+  p.add_argument("--check_sources", default="", metavar="WORKDIR")
   a = p.parse_args()
+  if a.check_sources:
+    with open(os.path.join(ROOT, "results", "library_minilm_l6.json")) as f:
+      check_sources(a.check_sources, {t["task"]: t["validation"]
+                                      for t in json.load(f)["tasks"]})
+    return
   config = study.get_config()
   todo = unfinished(config, a.runs)
   with open(os.path.join(ROOT, "results", "library_minilm_l6.json")) as f:
