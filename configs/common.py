@@ -154,9 +154,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.rank.description = ""
   # How a target outside the library is fine-tuned: the library's recipe
   # for its class, then these typed fields (None = not set; the fields of
-  # transfer.all below), e.g. --config.rank.finetune.num_epochs=1
-  # --config.rank.finetune.train_examples=500 for a faster, rougher target.
-  c.rank.finetune = recipe.override_group()
+  # transfer.all below), then those of rank.finetune.<its class>, e.g.
+  # --config.rank.finetune.train_examples=500 for a faster, rougher target,
+  # --config.rank.finetune.classification.num_epochs=1 for classification
+  # targets only.
+  c.rank.finetune = recipe.override_group(per_class=True)
   # TextEmb and TaskEmb of such a target on this many training examples
   # (0 = embed.num_examples, the library's).
   c.rank.embed_examples = 0

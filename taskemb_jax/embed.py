@@ -206,6 +206,43 @@ def build_library_stage(config: ml_collections.ConfigDict,
   return names
 
 
+def target_config(config: ml_collections.ConfigDict, workdir: str,
+                  ref: dict[str, Any]) -> ml_collections.ConfigDict:
+  """The run config of `embed_target`: the library's recipe for the
+  target's class, changed by rank.finetune, then rank.finetune.<class>,
+  and rank.embed_examples, with the TaskEmb options of library entry `ref`
+  (a fine-tuning dtype other than the library's applies to the fine-tuning
+  only)."""
+  # Fine-tuned like the library's tasks of its class (the sweep's recipe).
+  cfg = recipe.run_config(config, config.task,
+                          examples=config.transfer.source_examples,
+                          seed=config.transfer.source_seed)
+  r = config.rank
+  family = tasks_lib.get_task(config.task).family
+  groups = [(r.finetune, "rank.finetune"),
+            (r.finetune.get(family), f"rank.finetune.{family}")]
+  with cfg.unlocked():
+    # A faster (or slower) target recipe: rank.finetune, rank.embed_examples.
+    for group, where in groups:
+      recipe.apply_group(cfg, group, where)
+    finetune_dtype = next((g.dtype for g, _ in reversed(groups)
+                           if g is not None and g.dtype is not None), None)
+    if r.embed_examples:
+      cfg.embed.num_examples = r.embed_examples
+    cfg.library = os.path.join(workdir, "target_library")
+    cfg.overwrite = True
+    if "taskemb" in ref:
+      t = ref["taskemb"]
+      cfg.embed.estimator = t["estimator"]
+      cfg.embed.finetune = t["finetune"]
+      cfg.embed.num_samples = t["num_samples"]
+      cfg.embed.sigma = t["sigma"]
+      if finetune_dtype is not None and finetune_dtype != t["dtype"]:
+        cfg.embed.finetune_dtype = finetune_dtype
+      cfg.dtype = t["dtype"]
+  return cfg
+
+
 def embed_target(config: ml_collections.ConfigDict, workdir: str,
                  ref: dict[str, Any], lib: str) -> str:
   """Embeds config.task like the entry `ref` of library `lib` was embedded.
@@ -216,34 +253,15 @@ def embed_target(config: ml_collections.ConfigDict, workdir: str,
   tasks of its class (`recipe.run_config`: lengths, epochs, learning rate)
   and the method options the library recorded (base model, estimator,
   fine-tuning mode, dtype), into <workdir>/target_library, so that it
-  compares with the sources. `config.rank.finetune` and
-  `config.rank.embed_examples` change the recipe (a faster target; a
-  `rank.finetune.dtype` applies to the fine-tuning only: TextEmb and the
-  Fisher are computed in the library's dtype); TextEmb is skipped when
-  `config.rank.textemb` is off and the method does not use it.
+  compares with the sources. `config.rank.finetune` (and its group for
+  the target's class) and `config.rank.embed_examples` change the recipe
+  (`target_config`: a faster target; a fine-tuning dtype applies to the
+  fine-tuning only: TextEmb and the Fisher are computed in the library's
+  dtype); TextEmb is skipped when `config.rank.textemb` is off and the
+  method does not use it.
   """
-  # Fine-tuned like the library's tasks of its class (the sweep's recipe).
-  cfg = recipe.run_config(config, config.task,
-                          examples=config.transfer.source_examples,
-                          seed=config.transfer.source_seed)
-  target_lib = os.path.join(workdir, "target_library")
+  cfg = target_config(config, workdir, ref)
   r = config.rank
-  with cfg.unlocked():
-    # A faster (or slower) target recipe: rank.finetune, rank.embed_examples.
-    recipe.apply_group(cfg, r.finetune, "rank.finetune")
-    if r.embed_examples:
-      cfg.embed.num_examples = r.embed_examples
-    cfg.library = target_lib
-    cfg.overwrite = True
-    if "taskemb" in ref:
-      t = ref["taskemb"]
-      cfg.embed.estimator = t["estimator"]
-      cfg.embed.finetune = t["finetune"]
-      cfg.embed.num_samples = t["num_samples"]
-      cfg.embed.sigma = t["sigma"]
-      if r.finetune.dtype is not None and r.finetune.dtype != t["dtype"]:
-        cfg.embed.finetune_dtype = r.finetune.dtype
-      cfg.dtype = t["dtype"]
   base = encoders.base_fingerprints(encoders.spec_from_config(cfg))
   if base != ref["base"]:
     raise LibraryError(
@@ -253,4 +271,4 @@ def embed_target(config: ml_collections.ConfigDict, workdir: str,
     textemb_stage(cfg, workdir)
   if "taskemb" in ref:
     taskemb_stage(cfg, os.path.join(workdir, "target"))
-  return target_lib
+  return cfg.library

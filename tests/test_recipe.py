@@ -1,6 +1,7 @@
 """The fine-tuning recipe: typed override groups, their precedence, the study."""
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -210,3 +211,33 @@ def test_finetune_source_refuses_a_source_of_other_settings(tmp_path,
       runs.run_settings(cfg)
   recipe.finetune_source(cfg, run)  # Finished: reused.
   assert trained == [run]
+
+
+@pytest.mark.parametrize("task,epochs,lr,finetune_dtype", [
+    # The demo's classification recipe: one epoch at 2e-4, in bfloat16.
+    ("mr-polarity", 1, 2e-4, "bfloat16"),
+    # A tagging or QA target keeps its class's epochs and learning rate.
+    ("wsj-pos", 3, 3e-4, "bfloat16"),
+    ("squad-nyt", 2, 1e-4, "bfloat16"),
+])
+def test_target_config_applies_the_class_group_of_rank_finetune(
+    task, epochs, lr, finetune_dtype, tmp_path):
+  from configs import demo  # pylint: disable=g-import-not-at-top
+  from taskemb_jax import embed  # pylint: disable=g-import-not-at-top
+  config = demo.get_config()
+  config.task = task
+  config.rank.finetune.dtype = "bfloat16"
+  # The TaskEmb options of a shipped library entry.
+  with open(os.path.join(ROOT, "library", "minilm-l6", task,
+                         "entry.json")) as f:
+    ref = {"taskemb": json.load(f)["taskemb"]}
+  cfg = embed.target_config(config, str(tmp_path), ref)
+  assert (cfg.num_epochs, cfg.learning_rate) == (epochs, lr)
+  assert cfg.embed.num_examples == 250 and cfg.max_length in (64, 128)
+  # Fine-tuned in bfloat16, embedded in the library's float32.
+  assert (cfg.dtype, cfg.embed.finetune_dtype) == ("float32", finetune_dtype)
+  # A dtype of the class's group wins over rank.finetune's.
+  config.rank.finetune.tagging.dtype = "float32"
+  cfg = embed.target_config(config, str(tmp_path), ref)
+  assert cfg.embed.finetune_dtype == (
+      "bfloat16" if task != "wsj-pos" else "")
