@@ -9,8 +9,8 @@ process per CPU, side by side: what a sweep gains from
 Starts one worker process that may use every CPU of this process's affinity
 (XLA:CPU's threads spread over them: the sweep's default, one worker) and
 one worker per CPU, each pinned to its CPU before JAX starts. All build the
-project's train step on a MiniLM-L6-sized model (random weights,
-classification, batch 32) and compile it; then, in --rounds alternating
+project's train step on MiniLM-L6 (`train_step_vs_torch.Ours`: the packaged
+weights, classification, batch 32) and compile it; then, in --rounds alternating
 rounds, the single worker runs --steps steps alone, and the pinned workers
 run --steps steps each at the same time. Throughput is steps per second:
 1 / median step time of the single worker against the sum over the pinned
@@ -20,99 +20,50 @@ workers of theirs. Prints a table and appends the run to --out.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks import worker_pipe  # pylint: disable=wrong-import-position
+
 
 def worker(args) -> None:
-  """Builds the step, says 'ready', then runs `run K` requests from stdin."""
+  """Builds the step, then serves 'run K' (benchmarks/worker_pipe.py)."""
   if args.cpu >= 0:
     os.sched_setaffinity(0, {args.cpu})  # Before XLA sizes its thread pool.
   # pylint: disable=g-import-not-at-top,import-outside-toplevel
   from configs import common
   from taskemb_jax import sharding
   sharding.configure_jax(common.get_config())  # As the CLI, before JAX starts.
-  import time
-  import jax
-  from flax import nnx
-  from benchmarks import rates
   from benchmarks import train_step_vs_torch as vs
-  from taskemb_jax import encoders, heads
-  from taskemb_jax.model import PRESETS
   # pylint: enable=g-import-not-at-top,import-outside-toplevel
-  model = heads.TaskModel(PRESETS["minilm-l6"], "classification", 3,
-                          dtype=encoders.DTYPES[args.dtype], rngs=nnx.Rngs(0))
-  steps, state, mesh, schedule = rates.train_steps(model)
-  batch = sharding.put_batch(vs.make_batch(32, args.length, 3), mesh)
-  key = jax.random.key(0)
-  i = 0
-
-  def step():
-    nonlocal state, i
-    state, m = steps.train(state, batch, jax.random.fold_in(key, i), schedule)
-    jax.block_until_ready(m)
-    i += 1
-
-  for _ in range(2):
-    step()
-  print(json.dumps({"ready": True}), flush=True)
-  for line in sys.stdin:
-    cmd = line.split()
-    if not cmd or cmd[0] == "quit":
-      break
-    times = []
-    for _ in range(int(cmd[1])):
-      t = time.perf_counter()
-      step()
-      times.append(time.perf_counter() - t)
-    print(json.dumps({"times": times}), flush=True)
+  ours = vs.Ours(vs.make_batch(32, args.length, 3), args.dtype, 3, warmup=1)
+  worker_pipe.serve(lambda k: {"times": ours.run(k), "cpu": ours.last_cpu,
+                               "loss": ours.loss}, {})
 
 
-class Worker:
+def start_worker(cpu: int, length: int, dtype: str) -> worker_pipe.Worker:
   """A worker process (`cpu` -1: not pinned)."""
-
-  def __init__(self, cpu: int, length: int, dtype: str):
-    self.proc = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--worker",
-         f"--cpu={cpu}", f"--length={length}", f"--dtype={dtype}"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-  def read(self) -> dict:
-    line = self.proc.stdout.readline()
-    if not line:
-      sys.exit(f"error: a worker exited ({self.proc.wait()})")
-    return json.loads(line)
-
-  def send(self, text: str) -> None:
-    self.proc.stdin.write(text + "\n")
-    self.proc.stdin.flush()
-
-  def close(self) -> None:
-    if self.proc.poll() is None:
-      self.send("quit")
-      self.proc.wait(timeout=60)
+  return worker_pipe.Worker(
+      [sys.executable, os.path.abspath(__file__), "--worker", f"--cpu={cpu}",
+       f"--length={length}", f"--dtype={dtype}"])
 
 
 def run_length(length: int, args, cpus: list[int]) -> dict:
-  single = Worker(-1, length, args.dtype)
-  pinned = [Worker(c, length, args.dtype) for c in cpus]
+  # Each is compiled and warmed up once started.
+  single = start_worker(-1, length, args.dtype)
+  pinned = [start_worker(c, length, args.dtype) for c in cpus]
   try:
-    for w in [single] + pinned:
-      w.read()  # Compiled and warmed up.
     one, many = [], [[] for _ in pinned]
     for _ in range(args.rounds):
-      single.send(f"run {args.steps}")
-      one += single.read()["times"]
+      one += single.run(args.steps)
       for w in pinned:
-        w.send(f"run {args.steps}")
+        w.start(args.steps)
       for k, w in enumerate(pinned):
-        many[k] += w.read()["times"]
+        many[k] += w.result()
   finally:
     for w in [single] + pinned:
       w.close()

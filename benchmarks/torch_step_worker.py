@@ -10,26 +10,23 @@ that torch stays out of the project's environment. It builds Hugging Face's
 encoder weights as the JAX side), in training mode (dropout on), with AdamW
 (no decay on biases and LayerNorm), linear warm-up/decay and global-norm
 clipping, as the project's train step (with --autocast=bfloat16 the forward
-pass and loss run under torch.autocast, PyTorch's mixed precision); then it answers commands on stdin,
-one per line, each with one JSON line on stdout:
-
-  run K   -> {"times": [wall seconds of each of K train steps],
-              "cpu": [CPU seconds of this process in each], "loss": ...}
-  quit    -> exits
-
-The first line it writes is {"ready": true, "torch": ..., ...}.
+pass and loss run under torch.autocast, PyTorch's mixed precision); then it
+answers 'run K' on stdin with the times of K train steps
+(benchmarks/worker_pipe.py; its ready line also gives the torch version).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
-import time
 
 import numpy as np
 import torch
 import transformers
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import worker_pipe  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def parse_args(argv=None):
@@ -105,30 +102,14 @@ def main(argv=None):
                    args.autocast)
   for _ in range(args.warmup):
     step()
-  info = {"ready": True, "torch": torch.__version__,
+  info = {"torch": torch.__version__,
           "transformers": transformers.__version__,
           "threads": torch.get_num_threads(), "autocast": args.autocast,
           "attn_implementation": getattr(model.config, "_attn_implementation",
                                          None),
           "mkldnn": torch.backends.mkldnn.is_available(),
           "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-  print(json.dumps(info), flush=True)
-  for line in sys.stdin:
-    cmd = line.split()
-    if not cmd or cmd[0] == "quit":
-      break
-    if cmd[0] == "run":
-      times, cpu, losses = [], [], []
-      for _ in range(int(cmd[1])):
-        t0, c0 = time.perf_counter(), time.process_time()
-        losses.append(step())
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-      print(json.dumps({"times": times, "cpu": cpu, "loss": losses[-1]}),
-            flush=True)
-    else:
-      print(json.dumps({"error": f"unknown command {line.strip()!r}"}),
-            flush=True)
+  worker_pipe.serve(lambda k: worker_pipe.timed(step, k), info)
 
 
 if __name__ == "__main__":

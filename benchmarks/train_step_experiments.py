@@ -23,7 +23,6 @@ Workers hold a model each: on a 23 GiB machine run at most ~4 at a time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -284,14 +283,10 @@ def worker(args):
   data = np.load(args.batch_file)
   batch = {k: data[k] for k in data.files}
   ours = vs.Ours(batch, args.dtype, 3, args.warmup)
-  print(json.dumps({"ready": True, "compile_s": ours.compile_s}), flush=True)
-  for line in sys.stdin:
-    cmd = line.split()
-    if not cmd or cmd[0] == "quit":
-      break
-    times = ours.run(int(cmd[1]))
-    print(json.dumps({"times": times, "cpu": ours.last_cpu,
-                      "loss": ours.loss}), flush=True)
+  import worker_pipe  # pylint: disable=g-import-not-at-top
+  worker_pipe.serve(lambda k: {"times": ours.run(k), "cpu": ours.last_cpu,
+                               "loss": ours.loss},
+                    {"compile_s": ours.compile_s})
 
 
 # ----------------------------------------------------------------------------
@@ -299,51 +294,30 @@ def worker(args):
 # ----------------------------------------------------------------------------
 
 
-class Worker:
-  """One variant's worker process."""
-
-  def __init__(self, name: str, args, batch_file: str, roots: dict):
-    env = dict(os.environ)
-    if name == "torch":
-      cmd = [args.torch_python,
-             os.path.join(ROOT, "benchmarks", "torch_step_worker.py"),
-             "--model_dir", _minilm_dir(), "--batch_file", batch_file,
-             "--threads", str(args.threads), "--warmup", str(args.warmup)]
+def start_worker(name: str, args, batch_file: str, roots: dict):
+  """One variant's worker process (a `worker_pipe.Worker`)."""
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import worker_pipe  # pylint: disable=g-import-not-at-top
+  env = dict(os.environ)
+  if name == "torch":
+    cmd = [args.torch_python,
+           os.path.join(ROOT, "benchmarks", "torch_step_worker.py"),
+           "--model_dir", _minilm_dir(), "--batch_file", batch_file,
+           "--threads", str(args.threads), "--warmup", str(args.warmup)]
+  else:
+    if name in roots:
+      path, _, dtype = roots[name].partition("@")
+      env["TASKEMB_ROOT"], dtype = path, dtype or "float32"
     else:
-      if name in roots:
-        path, _, dtype = roots[name].partition("@")
-        env["TASKEMB_ROOT"], dtype = path, dtype or "float32"
-      else:
-        _, extra, patch, dtype = VARIANTS[name]
-        for k, v in extra.items():
-          env[k] = (env.get(k, "") + " " + v).strip() if k == "XLA_FLAGS" else v
-        if patch:
-          env["TASKEMB_PATCH"] = patch
-      cmd = [sys.executable, os.path.abspath(__file__), "--worker", name,
-             "--batch_file", batch_file, "--dtype", dtype,
-             "--warmup", str(args.warmup)]
-    self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True, env=env)
-    self.info = self._read()
-
-  def _read(self):
-    line = self.proc.stdout.readline()
-    if not line:
-      sys.exit(f"error: a worker exited ({self.proc.wait()})")
-    return json.loads(line)
-
-  def run(self, k: int) -> list[float]:
-    self.proc.stdin.write(f"run {k}\n")
-    self.proc.stdin.flush()
-    out = self._read()
-    self.loss, self.last_cpu = out.get("loss"), out["cpu"]
-    return out["times"]
-
-  def close(self):
-    if self.proc.poll() is None:
-      self.proc.stdin.write("quit\n")
-      self.proc.stdin.flush()
-      self.proc.wait(timeout=60)
+      _, extra, patch, dtype = VARIANTS[name]
+      for k, v in extra.items():
+        env[k] = (env.get(k, "") + " " + v).strip() if k == "XLA_FLAGS" else v
+      if patch:
+        env["TASKEMB_PATCH"] = patch
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", name,
+           "--batch_file", batch_file, "--dtype", dtype,
+           "--warmup", str(args.warmup)]
+  return worker_pipe.Worker(cmd, env=env, what=f"the worker of {name}")
 
 
 def _minilm_dir() -> str:
@@ -363,7 +337,7 @@ def run_length(length: int, names: list[str], args, roots: dict,
   workers = {}
   try:
     for n in names:  # Started one after the other: compiles do not overlap.
-      workers[n] = Worker(n, args, batch_file, roots)
+      workers[n] = start_worker(n, args, batch_file, roots)
     if args.wait_quiet:
       machine.wait_until_quiet(args.wait_quiet)
     share = machine.CpuShare(pids=tuple(w.proc.pid for w in workers.values()))
@@ -397,9 +371,8 @@ def main(argv=None):
   names = args.variants.split(",")
   sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
   import machine  # pylint: disable=g-import-not-at-top
-  import subprocess as sp  # pylint: disable=g-import-not-at-top,reimported
-  commit = sp.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                  capture_output=True, text=True).stdout.strip()
+  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                          capture_output=True, text=True).stdout.strip()
   entry = {"date": None, "commit": commit, "note": args.note,
            "variants": {n: (VARIANTS[n][:2] if n in VARIANTS
                             else (f"checkout at {roots[n]}", ""))

@@ -60,10 +60,8 @@ only the quiet rounds make a fair comparison.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -78,6 +76,7 @@ from flax import nnx
 
 from benchmarks import machine
 from benchmarks import rates
+from benchmarks import worker_pipe
 from configs import common
 from taskemb_jax import encoders, files, heads, pretrained, sharding
 # pylint: enable=wrong-import-position
@@ -167,42 +166,19 @@ class Ours:
     return times
 
 
-class TorchWorker:
+def torch_worker(python: str, batch_file: str, args,
+                 autocast="") -> worker_pipe.Worker:
   """benchmarks/torch_step_worker.py in a subprocess of --torch-python."""
-
-  def __init__(self, python: str, batch_file: str, args, autocast=""):
-    if not os.path.exists(python):
-      sys.exit(f"error: no PyTorch interpreter at {python} (see the "
-               "docstring: install torch into its own venv, or pass "
-               "--torch-python)")
-    cmd = [python, WORKER, "--model_dir",
-           pretrained.resolve_model_dir("minilm-l6"),
-           "--batch_file", batch_file, "--num_labels", str(args.num_labels),
-           "--threads", str(args.threads), "--warmup", str(args.warmup),
-           "--autocast", autocast]
-    self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True)
-    self.info = self._read()
-    self.loss = None
-
-  def _read(self) -> dict:
-    line = self.proc.stdout.readline()
-    if not line:
-      sys.exit(f"error: the PyTorch worker exited ({self.proc.wait()})")
-    return json.loads(line)
-
-  def run(self, k: int) -> list[float]:
-    self.proc.stdin.write(f"run {k}\n")
-    self.proc.stdin.flush()
-    out = self._read()
-    self.loss, self.last_cpu = out["loss"], out["cpu"]
-    return out["times"]
-
-  def close(self):
-    if self.proc.poll() is None:
-      self.proc.stdin.write("quit\n")
-      self.proc.stdin.flush()
-      self.proc.wait(timeout=60)
+  if not os.path.exists(python):
+    sys.exit(f"error: no PyTorch interpreter at {python} (see the "
+             "docstring: install torch into its own venv, or pass "
+             "--torch-python)")
+  return worker_pipe.Worker(
+      [python, WORKER, "--model_dir",
+       pretrained.resolve_model_dir("minilm-l6"),
+       "--batch_file", batch_file, "--num_labels", str(args.num_labels),
+       "--threads", str(args.threads), "--warmup", str(args.warmup),
+       "--autocast", autocast], what="the PyTorch worker")
 
 
 def interleave(contestants: dict, rounds: int, steps: int,
@@ -276,11 +252,11 @@ def bench_length(length: int, args, dtypes: list[str], tmp: str) -> dict:
   batch = make_batch(args.batch, length, args.num_labels)
   batch_file = os.path.join(tmp, f"batch{length}.npz")
   np.savez(batch_file, **batch)
-  contestants = {"torch": TorchWorker(args.torch_python, batch_file, args)}
+  contestants = {"torch": torch_worker(args.torch_python, batch_file, args)}
   torch_info = contestants["torch"].info
   try:
     if "bfloat16" in dtypes and args.torch_autocast:
-      contestants["torch_bfloat16_autocast"] = TorchWorker(
+      contestants["torch_bfloat16_autocast"] = torch_worker(
           args.torch_python, batch_file, args, autocast="bfloat16")
     for dt in dtypes:
       contestants[f"ours_{dt}"] = Ours(batch, dt, args.num_labels, args.warmup)
