@@ -92,6 +92,11 @@ def main():
   p.add_argument("--runs", default=os.path.join(ROOT, "results", "study_v2"))
   p.add_argument("--minutes", type=float, default=120)
   p.add_argument("--workers", type=int, default=2)
+  # The costs above were measured on an earlier sitting's CPU; a sitting of
+  # 2026-12-02 (2-core Xeon with AMX) ran a 55-minute pick in 31 minutes.
+  p.add_argument("--speed", type=float, default=1.0,
+                 help="this machine's speed relative to the costs' (the "
+                      "estimates are divided by it)")
   p.add_argument("--check_sources", default="", metavar="WORKDIR")
   a = p.parse_args()
   if a.check_sources:
@@ -107,9 +112,10 @@ def main():
   for target, source, _ in todo:
     by_source[source].append(target)
   run_s = lambda t: TARGET_RUN_S[tasks.get_task(t).family]
-  baseline_s = sum(run_s(t) for t in by_source.pop(transfer.BASELINE, []))
-  cost = {s: SOURCE_VS_LIBRARY_BUILD * build_s[s] + sum(map(run_s, ts))
-          for s, ts in by_source.items()}
+  baseline_s = sum(run_s(t) for t in by_source.pop(transfer.BASELINE,
+                                                   [])) / a.speed
+  cost = {s: (SOURCE_VS_LIBRARY_BUILD * build_s[s] + sum(map(run_s, ts)))
+          / a.speed for s, ts in by_source.items()}
   chosen = pick({s: len(ts) for s, ts in by_source.items()}, cost,
                 a.minutes * 60 * a.workers - baseline_s)
   print(f"{len(todo)} runs unfinished: {len(by_source)} sources, "
