@@ -58,7 +58,6 @@ run_stage() {  # run_stage STAGE CONFIG [flags...]
 SUBSET=()
 if [[ -n "${STUDY_SOURCES:-}" ]]; then
   SUBSET=(--config.transfer.sources="$STUDY_SOURCES")
-  SECONDS_OF[build_library]=0
 else
   run_stage build_library configs/library.py --workdir="$W"
 fi

@@ -297,33 +297,27 @@ def worker(args):
 def start_worker(name: str, args, batch_file: str, roots: dict):
   """One variant's worker process (a `worker_pipe.Worker`)."""
   sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-  import worker_pipe  # pylint: disable=g-import-not-at-top
-  env = dict(os.environ)
+  # pylint: disable=g-import-not-at-top
+  import train_step_vs_torch as vs
+  import worker_pipe
+  # pylint: enable=g-import-not-at-top
   if name == "torch":
-    cmd = [args.torch_python,
-           os.path.join(ROOT, "benchmarks", "torch_step_worker.py"),
-           "--model_dir", _minilm_dir(), "--batch_file", batch_file,
-           "--threads", str(args.threads), "--warmup", str(args.warmup)]
+    return vs.torch_worker(args.torch_python, batch_file, num_labels=3,
+                           threads=args.threads, warmup=args.warmup)
+  env = dict(os.environ)
+  if name in roots:
+    path, _, dtype = roots[name].partition("@")
+    env["TASKEMB_ROOT"], dtype = path, dtype or "float32"
   else:
-    if name in roots:
-      path, _, dtype = roots[name].partition("@")
-      env["TASKEMB_ROOT"], dtype = path, dtype or "float32"
-    else:
-      _, extra, patch, dtype = VARIANTS[name]
-      for k, v in extra.items():
-        env[k] = (env.get(k, "") + " " + v).strip() if k == "XLA_FLAGS" else v
-      if patch:
-        env["TASKEMB_PATCH"] = patch
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", name,
-           "--batch_file", batch_file, "--dtype", dtype,
-           "--warmup", str(args.warmup)]
+    _, extra, patch, dtype = VARIANTS[name]
+    for k, v in extra.items():
+      env[k] = (env.get(k, "") + " " + v).strip() if k == "XLA_FLAGS" else v
+    if patch:
+      env["TASKEMB_PATCH"] = patch
+  cmd = [sys.executable, os.path.abspath(__file__), "--worker", name,
+         "--batch_file", batch_file, "--dtype", dtype,
+         "--warmup", str(args.warmup)]
   return worker_pipe.Worker(cmd, env=env, what=f"the worker of {name}")
-
-
-def _minilm_dir() -> str:
-  sys.path.insert(0, ROOT)
-  from taskemb_jax import pretrained  # pylint: disable=g-import-not-at-top
-  return pretrained.resolve_model_dir("minilm-l6")
 
 
 def run_length(length: int, names: list[str], args, roots: dict,

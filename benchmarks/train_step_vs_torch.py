@@ -166,9 +166,11 @@ class Ours:
     return times
 
 
-def torch_worker(python: str, batch_file: str, args,
-                 autocast="") -> worker_pipe.Worker:
-  """benchmarks/torch_step_worker.py in a subprocess of --torch-python."""
+def torch_worker(python: str, batch_file: str, *, num_labels: int,
+                 threads: int, warmup: int,
+                 autocast: str = "") -> worker_pipe.Worker:
+  """benchmarks/torch_step_worker.py in a subprocess of interpreter
+  `python` (--torch-python)."""
   if not os.path.exists(python):
     sys.exit(f"error: no PyTorch interpreter at {python} (see the "
              "docstring: install torch into its own venv, or pass "
@@ -176,8 +178,8 @@ def torch_worker(python: str, batch_file: str, args,
   return worker_pipe.Worker(
       [python, WORKER, "--model_dir",
        pretrained.resolve_model_dir("minilm-l6"),
-       "--batch_file", batch_file, "--num_labels", str(args.num_labels),
-       "--threads", str(args.threads), "--warmup", str(args.warmup),
+       "--batch_file", batch_file, "--num_labels", str(num_labels),
+       "--threads", str(threads), "--warmup", str(warmup),
        "--autocast", autocast], what="the PyTorch worker")
 
 
@@ -252,12 +254,14 @@ def bench_length(length: int, args, dtypes: list[str], tmp: str) -> dict:
   batch = make_batch(args.batch, length, args.num_labels)
   batch_file = os.path.join(tmp, f"batch{length}.npz")
   np.savez(batch_file, **batch)
-  contestants = {"torch": torch_worker(args.torch_python, batch_file, args)}
+  opts = dict(num_labels=args.num_labels, threads=args.threads,
+              warmup=args.warmup)
+  contestants = {"torch": torch_worker(args.torch_python, batch_file, **opts)}
   torch_info = contestants["torch"].info
   try:
     if "bfloat16" in dtypes and args.torch_autocast:
       contestants["torch_bfloat16_autocast"] = torch_worker(
-          args.torch_python, batch_file, args, autocast="bfloat16")
+          args.torch_python, batch_file, autocast="bfloat16", **opts)
     for dt in dtypes:
       contestants[f"ours_{dt}"] = Ours(batch, dt, args.num_labels, args.warmup)
     pids = tuple(c.proc.pid for c in contestants.values()
