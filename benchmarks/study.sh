@@ -11,7 +11,9 @@
 #    run's result.json is copied to results/study_v2/runs/ as it appears
 #    (every 60 s), to be committed (SWEEP_WORKERS=2: by two workers pinned
 #    to a CPU each);
-# 4. evaluate (every method, LogME included) and report.
+# 4. LogME of every (target, source) pair (benchmarks/study_logme.py: kept
+#    per source in results/study_v2/logme/, fine-tuning the source models no
+#    sitting scored yet), then evaluate (every method) and report.
 # Wall time of every stage: results/study_v2/timings.json.
 #
 # A sitting on a machine without the earlier sittings' workdir:
@@ -19,8 +21,10 @@
 #     SWEEP_WORKERS=2 bash benchmarks/study.sh
 # runs only the unfinished runs from those sources (and the baselines),
 # fine-tuning each source as the sweep first needs it, with the shipped
-# library's recipe, and stops after the transfer stage (no library build,
-# no evaluation).
+# library's recipe, scores LogME with the source models it fine-tuned, and
+# stops there (no library build, no evaluation).
+# LIBRARY=library/minilm-l6 skips the library build (the shipped library is
+# that build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-work/study2}
@@ -58,7 +62,7 @@ run_stage() {  # run_stage STAGE CONFIG [flags...]
 SUBSET=()
 if [[ -n "${STUDY_SOURCES:-}" ]]; then
   SUBSET=(--config.transfer.sources="$STUDY_SOURCES")
-else
+elif [[ -z "${LIBRARY:-}" ]]; then
   run_stage build_library configs/library.py --workdir="$W"
 fi
 
@@ -79,7 +83,27 @@ else
   run_stage transfer configs/study.py --workdir="$W" "${SUBSET[@]}"
 fi
 save_results
-[[ -z "${STUDY_SOURCES:-}" ]] || exit 0
+
+logme_workers() {  # logme_workers [flags...]: one per sweep worker, pinned
+  local n=${SWEEP_WORKERS:-1} pids=() i
+  for ((i = 0; i < n; i++)); do
+    pin=()
+    ((n == 1)) || pin=(taskset -c "$i")
+    "${pin[@]}" $PY benchmarks/study_logme.py --workdir="$W" \
+      --shard="$i/$n" "$@" &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i"; done
+}
+echo "== logme"
+start=$(date +%s)
+if [[ -n "${STUDY_SOURCES:-}" ]]; then
+  logme_workers --sources="$STUDY_SOURCES"
+  exit 0
+fi
+logme_workers --finetune
+$PY benchmarks/study_logme.py --workdir="$W" --merge
+SECONDS_OF[logme]=$(( $(date +%s) - start ))
 
 run_stage evaluate configs/study.py --workdir="$W"
 run_stage report configs/study.py --workdir="$OUT" \
@@ -87,7 +111,8 @@ run_stage report configs/study.py --workdir="$OUT" \
 cp "$W"/transfer_matrix.json "$W"/transfer_matrix.csv "$W"/evaluation.json \
   "$W"/evaluation.md "$W"/logme_scores.json "$OUT"/
 cat > "$OUT/timings.json" <<JSON
-{"build_library_s": ${SECONDS_OF[build_library]}, "transfer_s": ${SECONDS_OF[transfer]},
+{"build_library_s": ${SECONDS_OF[build_library]:-null}, "transfer_s": ${SECONDS_OF[transfer]},
+ "logme_s": ${SECONDS_OF[logme]},
  "evaluate_s": ${SECONDS_OF[evaluate]}, "report_s": ${SECONDS_OF[report]},
  "cpus": $(nproc), "date": "$(date -u +%FT%TZ)"}
 JSON

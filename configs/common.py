@@ -226,7 +226,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.evaluate.relevance = "metric"
   # Random orders averaged for the random baseline.
   c.evaluate.random_draws = 1000
-  # LogME: examples of the target's training data embedded per source.
+  # LogME: at most this many examples of the target runs' training data
+  # (transfer.target_examples and the transfer.target groups) per source.
   c.evaluate.logme_examples = 1000
   # Embed every target of the matrix anew, as the rank stage embeds a new
   # task (rank.finetune, rank.embed_examples), into

@@ -246,11 +246,20 @@ def features(model: heads.TaskModel, split: data.Split, kind: str, mesh, *,
 
 
 def logme_score(source_run: str, target: str, config, mesh) -> float:
-  """LogME of the best model of `source_run` on the target's training data."""
+  """LogME of the best model of `source_run` on the target's training data.
+
+  The data is that of the sweep's target runs (restart 0: their windows and
+  examples, config.transfer.target's groups included), capped at
+  config.evaluate.logme_examples examples.
+  """
   model, _, tokenizer = encoders.load_finetuned(source_run)
   task = tasks_lib.get_task(target)
   cfg = recipe.run_config(config, target,
-                          examples=config.evaluate.logme_examples, seed=0)
+                          examples=config.transfer.target_examples,
+                          seed=0, target=True)
+  cap = config.evaluate.logme_examples
+  if cap and (not cfg.train_examples or cfg.train_examples > cap):
+    cfg.train_examples = cap
   records = task.load("train", config.data_dir or None)
   labels = data.label_names(task, records)
   split = data.load_split(task, "train", tokenizer, labels,

@@ -43,3 +43,48 @@ def test_unfinished_skips_runs_with_a_result_of_these_settings(tmp_path):
       json.dump({"settings": settings, "score": 0.5}, f)
   assert study_sitting.unfinished(config, runs) == [
       p for i, p in enumerate(plan) if i not in (0, 3)]
+
+
+spec = importlib.util.spec_from_file_location(
+    "study_logme", os.path.join(ROOT, "benchmarks", "study_logme.py"))
+study_logme = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(study_logme)
+
+
+def test_logme_pairs_and_merge_into_the_evaluate_stage_cache(tmp_path):
+  config = study.get_config()
+  config.transfer.targets = "hedge,trec-coarse"
+  config.transfer.sources = "trec-coarse,hedge,sms-spam"
+  pairs = study_logme.pairs(config)
+  # No baseline, no task as its own source, every target once.
+  assert pairs == {"trec-coarse": ["hedge"], "hedge": ["trec-coarse"],
+                   "sms-spam": ["hedge", "trec-coarse"]}
+  out, work = tmp_path / "logme", tmp_path / "work"
+  out.mkdir()
+  (out / "sms-spam.json").write_text(json.dumps(
+      {"scores": {"hedge": 0.5, "trec-coarse": -1.25},
+       "seconds": {"hedge": 3.0, "trec-coarse": 4.0}}))
+  (out / "hedge.json").write_text(json.dumps(
+      {"scores": {"trec-coarse": 0.75}, "seconds": {"trec-coarse": 2.0}}))
+  # trec-coarse -> hedge has no score yet.
+  assert study_logme.merge(config, str(out), str(work)) == 1
+  cache = json.loads((work / "logme_scores.json").read_text())
+  assert cache["scores"] == {"hedge": {"sms-spam": 0.5},
+                             "trec-coarse": {"sms-spam": -1.25,
+                                             "hedge": 0.75}}
+  assert cache["seconds"]["trec-coarse"]["hedge"] == 2.0
+  (out / "trec-coarse.json").write_text(json.dumps(
+      {"scores": {"hedge": 0.0}, "seconds": {"hedge": 1.0}}))
+  assert study_logme.merge(config, str(out), str(work)) == 0
+
+
+def test_logme_skips_a_source_without_a_finished_model(tmp_path):
+  config = study.get_config()
+  out = tmp_path / "logme"
+  out.mkdir()
+  # No model in the workdir and no --finetune: nothing scored, nothing
+  # written (and no model is loaded).
+  assert study_logme.score_source(config, str(tmp_path / "work"), str(out),
+                                  "hedge", ["trec-coarse"],
+                                  finetune=False) == 0
+  assert not list(out.iterdir())
