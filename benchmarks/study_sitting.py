@@ -10,10 +10,10 @@ needs plus its target runs, so a sitting should finish every remaining run
 (the baselines belong to no source and always run), estimates each source's
 cost in worker-seconds (its library build time from
 results/library_minilm_l6.json, plus its unfinished target runs at the
-per-class times the pinned sweep measured), and picks the sources with the
-most runs per second until the estimate fills --minutes of --workers
-workers. The last line it prints is the pick, comma-separated, for
-`STUDY_SOURCES=... bash benchmarks/study.sh`.
+per-class times the pinned sweep measured, plus its LogME scores if it has
+none yet), and picks the sources with the most runs per second until the
+estimate fills --minutes of --workers workers. The last line it prints is
+the pick, comma-separated, for `STUDY_SOURCES=... bash benchmarks/study.sh`.
 
   .venv/bin/python benchmarks/study_sitting.py --check_sources=work/study2
 
@@ -44,6 +44,11 @@ TARGET_RUN_S = {"classification": 46.0, "tagging": 50.0, "qa": 128.0}
 # A source's fine-tuning on one CPU, relative to its library build (two
 # CPUs, fine-tuning and embedding; results/library_minilm_l6.json).
 SOURCE_VS_LIBRARY_BUILD = 0.8
+# LogME of one source over the 12 targets (benchmarks/study_logme.py, which
+# a sitting runs with the sources it fine-tuned): 338 s beside two pinned
+# sweep workers on the sitting of 2026-12-02 (the sum of the per-target
+# means of results/study_v2/logme/).
+LOGME_S = 338.0
 
 
 def unfinished(config, runs: str) -> list[tuple[str, str, int]]:
@@ -114,7 +119,10 @@ def main():
   run_s = lambda t: TARGET_RUN_S[tasks.get_task(t).family]
   baseline_s = sum(run_s(t) for t in by_source.pop(transfer.BASELINE,
                                                    [])) / a.speed
-  cost = {s: (SOURCE_VS_LIBRARY_BUILD * build_s[s] + sum(map(run_s, ts)))
+  scored = lambda s: os.path.exists(os.path.join(
+      a.runs, "logme", s + ".json"))
+  cost = {s: (SOURCE_VS_LIBRARY_BUILD * build_s[s] + sum(map(run_s, ts))
+              + (0 if scored(s) else LOGME_S))
           / a.speed for s, ts in by_source.items()}
   chosen = pick({s: len(ts) for s, ts in by_source.items()}, cost,
                 a.minutes * 60 * a.workers - baseline_s)
