@@ -73,14 +73,18 @@ def score_source(config, workdir: str, out: str, source: str,
   # Under the run's lock, as the sweep: a finished run is reused.
   recipe.finetune_source(source_config, run)
   mesh = sharding.make_mesh(config.num_devices)
+  path = os.path.join(out, files.safe_name(source) + ".json")
   for tgt in todo:
     start = time.perf_counter()
-    done["scores"][tgt] = logme.logme_score(run, tgt, config, mesh)
-    done["seconds"][tgt] = round(time.perf_counter() - start, 2)
-    print(f"LogME {source} -> {tgt}: {done['scores'][tgt]:.4f} "
-          f"({done['seconds'][tgt]:.1f} s)", flush=True)
-    files.write_json(os.path.join(out, files.safe_name(source) + ".json"),
-                     done)
+    score = logme.logme_score(run, tgt, config, mesh)
+    seconds = round(time.perf_counter() - start, 2)
+    print(f"LogME {source} -> {tgt}: {score:.4f} ({seconds:.1f} s)",
+          flush=True)
+    # Another process may score this source too: merge, under a lock.
+    with files.lock(os.path.join(out, f".{files.safe_name(source)}.lock")):
+      done = read(out, source)
+      done["scores"][tgt], done["seconds"][tgt] = score, seconds
+      files.write_json(path, done)
   return len(todo)
 
 
