@@ -133,6 +133,14 @@ def main():
     print(f"{s:22s} {len(by_source[s]):4d} {cost[s] / 60:10.1f}"
           f"{'  *' if s in chosen else ''}")
   spent = sum(cost[s] for s in chosen) + baseline_s
+  # Sources with every run finished but no LogME scores: the final sitting
+  # fine-tunes and scores them (benchmarks/study_logme.py --finetune).
+  logme_only = [s for s in build_s if s not in by_source and not scored(s)]
+  if logme_only:
+    logme_s = sum(SOURCE_VS_LIBRARY_BUILD * build_s[s] + LOGME_S
+                  for s in logme_only) / a.speed
+    print(f"LogME only (no runs left): {len(logme_only)} sources, "
+          f"{logme_s / 60:.0f} worker-min")
   print(f"all: {(sum(cost.values()) + baseline_s) / 3600 / a.workers:.1f} h "
         f"of {a.workers} workers; the pick (*): "
         f"{spent / 60 / a.workers:.0f} min, "
