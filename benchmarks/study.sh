@@ -85,7 +85,7 @@ fi
 save_results
 
 logme_workers() {  # logme_workers [flags...]: one per sweep worker, pinned
-  local n=${SWEEP_WORKERS:-1} pids=() i
+  local n=${SWEEP_WORKERS:-1} pids=() pin i
   for ((i = 0; i < n; i++)); do
     pin=()
     ((n == 1)) || pin=(taskset -c "$i")

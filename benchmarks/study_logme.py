@@ -31,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from configs import study  # pylint: disable=wrong-import-position
+from taskemb_jax import errors  # pylint: disable=wrong-import-position
 from taskemb_jax import files  # pylint: disable=wrong-import-position
 from taskemb_jax import recipe  # pylint: disable=wrong-import-position
 from taskemb_jax import runs  # pylint: disable=wrong-import-position
@@ -48,8 +49,13 @@ def pairs(config) -> dict[str, list[str]]:
   return out
 
 
+def path_of(out: str, source: str) -> str:
+  """The file of `source`'s scores in the folder `out`."""
+  return os.path.join(out, files.safe_name(source) + ".json")
+
+
 def read(out: str, source: str) -> dict[str, dict[str, float]]:
-  path = os.path.join(out, files.safe_name(source) + ".json")
+  path = path_of(out, source)
   if os.path.exists(path):
     return files.read_json(path)
   return {"scores": {}, "seconds": {}}
@@ -61,11 +67,10 @@ def score_source(config, workdir: str, out: str, source: str,
   (0 without a model unless `finetune`)."""
   from taskemb_jax import logme  # pylint: disable=import-outside-toplevel
   from taskemb_jax import sharding  # pylint: disable=import-outside-toplevel
-  done = read(out, source)
-  todo = [t for t in targets if t not in done["scores"]]
-  run = recipe.source_run_dir(workdir, source)
+  todo = [t for t in targets if t not in read(out, source)["scores"]]
   if not todo:
     return 0
+  run = recipe.source_run_dir(workdir, source)
   source_config = transfer.source_config(config, source)
   if not finetune and not (os.path.isdir(run)
                            and runs.is_finished(run, source_config)):
@@ -73,7 +78,6 @@ def score_source(config, workdir: str, out: str, source: str,
   # Under the run's lock, as the sweep: a finished run is reused.
   recipe.finetune_source(source_config, run)
   mesh = sharding.make_mesh(config.num_devices)
-  path = os.path.join(out, files.safe_name(source) + ".json")
   for tgt in todo:
     start = time.perf_counter()
     score = logme.logme_score(run, tgt, config, mesh)
@@ -84,7 +88,7 @@ def score_source(config, workdir: str, out: str, source: str,
     with files.lock(os.path.join(out, f".{files.safe_name(source)}.lock")):
       done = read(out, source)
       done["scores"][tgt], done["seconds"][tgt] = score, seconds
-      files.write_json(path, done)
+      files.write_json(path_of(out, source), done)
   return len(todo)
 
 
@@ -131,7 +135,11 @@ def main():
   unknown = [s for s in chosen if s not in todo]
   if unknown:
     sys.exit(f"study_logme.py: not sources of the study: {unknown}")
-  i, n = (int(x) for x in a.shard.split("/"))
+  try:  # The sweep's own parsing of 'i/n'.
+    i, n = transfer._shard(a.shard)  # pylint: disable=protected-access
+  except errors.ConfigError:
+    sys.exit(f"study_logme.py: --shard={a.shard!r}; use 'i/n' with "
+             "0 <= i < n")
   scored = sum(score_source(config, a.workdir, a.out, s, todo[s],
                             finetune=a.finetune)
                for s in chosen[i::n])

@@ -33,6 +33,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import study_logme  # pylint: disable=wrong-import-position
 from configs import study  # pylint: disable=wrong-import-position
 from taskemb_jax import tasks  # pylint: disable=wrong-import-position
 from taskemb_jax import transfer  # pylint: disable=wrong-import-position
@@ -119,8 +122,8 @@ def main():
   run_s = lambda t: TARGET_RUN_S[tasks.get_task(t).family]
   baseline_s = sum(run_s(t) for t in by_source.pop(transfer.BASELINE,
                                                    [])) / a.speed
-  scored = lambda s: os.path.exists(os.path.join(
-      a.runs, "logme", s + ".json"))
+  scored = lambda s: os.path.exists(study_logme.path_of(
+      os.path.join(a.runs, "logme"), s))
   cost = {s: (SOURCE_VS_LIBRARY_BUILD * build_s[s] + sum(map(run_s, ts))
               + (0 if scored(s) else LOGME_S))
           / a.speed for s, ts in by_source.items()}
