@@ -17,6 +17,12 @@ Each is computed all-class (every measured source) and in-class (sources of
 the target's class). The random baseline is averaged over many draws. The
 spread over restarts: every metric is recomputed with each restart's results
 alone as the ground truth, and their standard deviation reported.
+
+A target whose sources all measured the same (mean over restarts) is left
+out of a scope, and listed under `uninformative`: every ranking of tied
+sources is perfect by every metric, so such a target would only add the
+same perfect score to every method (e.g. a QA target whose runs all predict
+"no answer").
 """
 
 from __future__ import annotations
@@ -219,7 +225,8 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
   loaded, _ = library_lib.load_all(lib)
   targets = targets or {}
   results: dict[str, Any] = {"regime": matrix["regime"], "per_target": {},
-                             "mean": {}, "restart_std": {}}
+                             "mean": {}, "restart_std": {},
+                             "uninformative": {}}
   per_method: dict[tuple[str, str], list] = {}
   per_class: dict[tuple[str, str, str], list] = {}
   per_restart: dict[tuple[str, str, int], list] = {}
@@ -239,6 +246,9 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
       if len(names) < 2:
         continue
       true = np.array([cells[s]["mean"] for s in names])
+      if np.ptp(true) == 0:  # Every ranking is perfect: nothing to score.
+        results["uninformative"].setdefault(scope, []).append(tgt)
+        continue
       rel = true if relevance == "metric" else np.array(
           [cells[s].get("gain", 0.0) for s in names])
       sources = {s: loaded[s] for s in names}
@@ -310,6 +320,14 @@ def markdown(evaluations: Sequence[Mapping[str, Any]],
         cells.append(f"{100 * r['ndcg']:.1f}" +
                      (f" ± {100 * sd['ndcg']:.1f}" if sd else ""))
     lines.append(f"| {m} | " + " | ".join(cells) + " |")
+  for e in evaluations:
+    left = e.get("uninformative", {})
+    for tgt in sorted({t for ts in left.values() for t in ts}):
+      scopes = " and ".join(s for s in ("in-class", "all")
+                            if tgt in left.get(s, []))
+      lines += ["", f"Left out ({e['regime']}, {scopes}): {tgt}, whose "
+                "sources all measured the same (every ranking would be "
+                "perfect)."]
   lines += ["", "| method | regime | scope | Regret@1 | Regret@3 | Regret@5 | "
             "Spearman |", "|---|---|---|---|---|---|---|"]
   for m in methods:

@@ -170,6 +170,32 @@ def test_evaluation_by_class_of_target(lib):
       f"{c['all']['textemb']['rho']:.2f} |")
 
 
+def test_a_target_whose_sources_all_tie_is_left_out(lib):
+  """B's in-class sources (T, C, D) all measured 0.6 (its runs all predicted
+  the same): every ranking would score perfectly there, so B is left out of
+  that scope and the means are T's alone; all-class, E differs and B stays."""
+  tied = json.loads(json.dumps(MATRIX3))
+  for s in "TCD":
+    tied["pairs"]["B"][s] = _cell(0.6)
+  methods = ["textemb", "taskemb", "random"]
+  res = evaluation.evaluate_matrix(tied, lib, methods, random_draws=50)
+  assert res["uninformative"] == {"in-class": ["B"]}
+  assert "in-class" not in res["per_target"]["B"]
+  assert "all" in res["per_target"]["B"]
+  alone = evaluation.evaluate_matrix(
+      dict(tied, targets=["T", "E"]), lib, methods, random_draws=50)
+  for m in methods:
+    assert res["mean"]["in-class"][m] == alone["mean"]["in-class"][m]
+    assert res["by_class"]["classification"]["in-class"][m]["targets"] == 1
+  # Without the rule, B would have added a perfect score to every method.
+  assert res["num_targets"] == {"all": 3, "in-class": 1}
+  md = evaluation.markdown([res], methods)
+  assert ("Left out (LIMITED->LIMITED, in-class): B, whose sources all "
+          "measured the same") in md
+  assert evaluation.evaluate_matrix(MATRIX3, lib, methods,
+                                    random_draws=5)["uninformative"] == {}
+
+
 def test_targets_embedded_anew_replace_the_librarys(lib):
   """A target embedded with another recipe is ranked with its own vectors;
   methods it lacks the embedding for are skipped for it."""
