@@ -37,6 +37,7 @@ from absl import logging
 
 from taskemb_jax import files
 from taskemb_jax import library as library_lib
+from taskemb_jax import matrix as matrix_lib
 from taskemb_jax import metrics
 from taskemb_jax import rank as rank_lib
 from taskemb_jax import sharding
@@ -246,7 +247,7 @@ def evaluate_matrix(matrix: Mapping[str, Any], lib: str, methods: Sequence[str],
       if len(names) < 2:
         continue
       true = np.array([cells[s]["mean"] for s in names])
-      if np.ptp(true) == 0:  # Every ranking is perfect: nothing to score.
+      if matrix_lib.all_tied(true):  # Every ranking would be perfect.
         results["uninformative"].setdefault(scope, []).append(tgt)
         continue
       rel = true if relevance == "metric" else np.array(

@@ -54,3 +54,11 @@ def read_matrix(path: str) -> dict[str, Any]:
     raise UserError(f"{path}: no transfer matrix (run the transfer stage "
                     "first)")
   return files.read_json(path)
+
+
+def all_tied(means) -> bool:
+  """Whether sources' measured means ([n]) are all equal: then no ranking
+  of them is better than another (e.g. a QA target whose runs all predict
+  "no answer"), and the target tells ranking methods nothing."""
+  means = list(means)
+  return bool(means) and max(means) == min(means)

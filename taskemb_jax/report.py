@@ -154,13 +154,15 @@ def class_gains(matrix: Mapping[str, Any], family: Mapping[str, str]
   For every (target class, source class): the mean relative gain of its
   pairs, the share of its pairs with a positive gain, and how many targets
   of the class have their best source in it. `family` maps a task to its
-  class; pairs of a task missing from it are left out.
+  class; pairs of a task missing from it are left out, and so are targets
+  whose sources all measured the same (they have no best source).
   """
   out: dict[tuple[str, str], dict[str, Any]] = {}
   for tgt in matrix["targets"]:
     cells = {s: c for s, c in matrix["pairs"].get(tgt, {}).items()
              if "gain" in c and s in family}
-    if tgt not in family or not cells:
+    if (tgt not in family or not cells
+        or matrix_lib.all_tied(c["mean"] for c in cells.values())):
       continue
     best = max(cells, key=lambda s: cells[s]["mean"])
     for src, c in cells.items():
@@ -181,7 +183,8 @@ def size_effect(matrix: Mapping[str, Any], size: Mapping[str, float]
   (`size`: task -> examples; the sources' full sizes, not the examples they
   were fine-tuned on) with the measured target metric, and the rank by
   measured metric (1 = best) of the largest source. Sources of unknown size
-  (missing, None or NaN) are left out.
+  (missing, None or NaN) are left out, and so are targets whose sources
+  all measured the same.
   """
   size = {n: float(v) for n, v in size.items()
           if isinstance(v, (int, float)) and np.isfinite(v)}
@@ -189,7 +192,7 @@ def size_effect(matrix: Mapping[str, Any], size: Mapping[str, float]
   for tgt in matrix["targets"]:
     cells = {s: c["mean"] for s, c in matrix["pairs"].get(tgt, {}).items()
              if s in size}
-    if len(cells) < 2:
+    if len(cells) < 2 or matrix_lib.all_tied(cells.values()):
       continue
     names = list(cells)
     measured = np.array([cells[n] for n in names])

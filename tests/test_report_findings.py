@@ -75,3 +75,17 @@ def test_findings_markdown_lists_every_class_pair_and_target():
   md = report.findings_markdown(MATRIX, entries)
   assert "| classification | qa | 2 | +5.0% | 50% | 1 |" in md
   assert "| c1 |" in md and "| q1 |" in md and "| mean |" in md
+
+
+def test_a_target_whose_sources_all_tie_has_no_best_source():
+  """q1's runs all measured 32.4 (e.g. every run predicts "no answer"): it
+  counts in no class pair's gains or best sources, nor in the size effect;
+  c1 and c2 count as before."""
+  tied = {"targets": MATRIX["targets"], "pairs": dict(
+      MATRIX["pairs"], q1={s: cell(32.4, 0.0) for s in ("c1", "c2", "t1")})}
+  got = report.class_gains(tied, FAMILY)
+  assert not any(t == "qa" for t, _ in got)
+  assert got == {k: v for k, v in report.class_gains(MATRIX, FAMILY).items()
+                 if k[0] != "qa"}
+  sizes = {"c1": 100, "c2": 1000, "q1": 10000, "t1": 10}
+  assert sorted(report.size_effect(tied, sizes)) == ["c1", "c2"]
