@@ -10,8 +10,8 @@ needs plus its target runs, so a sitting should finish every remaining run
 (the baselines belong to no source and always run), estimates each source's
 cost in worker-seconds (its library build time from
 results/library_minilm_l6.json, plus its unfinished target runs at the
-per-class times the pinned sweep measured, plus its LogME scores if it has
-none yet), and picks the sources with the most runs per second until the
+per-class times the pinned sweep measured, plus its LogME pairs still
+without a score), and picks the sources with the most runs per second until the
 estimate fills --minutes of --workers workers. The last line it prints is
 the pick, comma-separated, for `STUDY_SOURCES=... bash benchmarks/study.sh`.
 
@@ -122,11 +122,13 @@ def main():
   run_s = lambda t: TARGET_RUN_S[tasks.get_task(t).family]
   baseline_s = sum(run_s(t) for t in by_source.pop(transfer.BASELINE,
                                                    [])) / a.speed
-  scored = lambda s: os.path.exists(study_logme.path_of(
-      os.path.join(a.runs, "logme"), s))
+  # LogME still owed by a source: LOGME_S per 12 pairs without a score.
+  logme_pairs = study_logme.pairs(config)
+  owed = {s: LOGME_S / 12 * len([t for t in ts if t not in study_logme.read(
+      os.path.join(a.runs, "logme"), s)["scores"]])
+          for s, ts in logme_pairs.items()}
   cost = {s: (SOURCE_VS_LIBRARY_BUILD * build_s[s] + sum(map(run_s, ts))
-              + (0 if scored(s) else LOGME_S))
-          / a.speed for s, ts in by_source.items()}
+              + owed[s]) / a.speed for s, ts in by_source.items()}
   chosen = pick({s: len(ts) for s, ts in by_source.items()}, cost,
                 a.minutes * 60 * a.workers - baseline_s)
   print(f"{len(todo)} runs unfinished: {len(by_source)} sources, "
@@ -138,9 +140,9 @@ def main():
   spent = sum(cost[s] for s in chosen) + baseline_s
   # Sources with every run finished but no LogME scores: the final sitting
   # fine-tunes and scores them (benchmarks/study_logme.py --finetune).
-  logme_only = [s for s in build_s if s not in by_source and not scored(s)]
+  logme_only = [s for s in logme_pairs if s not in by_source and owed[s]]
   if logme_only:
-    logme_s = sum(SOURCE_VS_LIBRARY_BUILD * build_s[s] + LOGME_S
+    logme_s = sum(SOURCE_VS_LIBRARY_BUILD * build_s[s] + owed[s]
                   for s in logme_only) / a.speed
     print(f"LogME only (no runs left): {len(logme_only)} sources, "
           f"{logme_s / 60:.0f} worker-min")
