@@ -12,8 +12,9 @@ cost in worker-seconds (its library build time from
 results/library_minilm_l6.json, plus its unfinished target runs at the
 per-class times the pinned sweep measured, plus its LogME pairs still
 without a score), and picks the sources with the most runs per second
-until the estimate fills --minutes of --workers workers. The last line it prints is
-the pick, comma-separated, for `STUDY_SOURCES=... bash benchmarks/study.sh`.
+until the estimate fills --minutes of --workers workers. The last line it
+prints is the pick, comma-separated, for `STUDY_SOURCES=...
+bash benchmarks/study.sh`.
 
   .venv/bin/python benchmarks/study_sitting.py --check_sources=work/study2
 
