@@ -51,8 +51,8 @@ SOURCE_VS_LIBRARY_BUILD = 0.8
 # LogME of one source over the 12 targets (benchmarks/study_logme.py, which
 # a sitting runs with the sources it fine-tuned): 338 s beside two pinned
 # sweep workers on the sitting of 2026-12-02 (the sum of the per-target
-# means of results/study_v2/logme/).
-LOGME_S = 338.0
+# means of results/study_v2/logme/), i.e. per pair:
+LOGME_PAIR_S = 338.0 / 12
 
 
 def unfinished(config, runs: str) -> list[tuple[str, str, int]]:
@@ -123,9 +123,9 @@ def main():
   run_s = lambda t: TARGET_RUN_S[tasks.get_task(t).family]
   baseline_s = sum(run_s(t) for t in by_source.pop(transfer.BASELINE,
                                                    [])) / a.speed
-  # LogME still owed by a source: LOGME_S per 12 pairs without a score.
+  # LogME still owed by a source: its pairs without a score.
   logme_pairs = study_logme.pairs(config)
-  owed = {s: LOGME_S / 12 * len([t for t in ts if t not in study_logme.read(
+  owed = {s: LOGME_PAIR_S * len([t for t in ts if t not in study_logme.read(
       os.path.join(a.runs, "logme"), s)["scores"]])
           for s, ts in logme_pairs.items()}
   cost = {s: (SOURCE_VS_LIBRARY_BUILD * build_s[s] + sum(map(run_s, ts))
