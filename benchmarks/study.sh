@@ -14,7 +14,8 @@
 # 4. LogME of every (target, source) pair (benchmarks/study_logme.py: kept
 #    per source in results/study_v2/logme/, fine-tuning the source models no
 #    sitting scored yet), then evaluate (every method) and report.
-# Wall time of every stage: results/study_v2/timings.json.
+# Wall time of every stage of this run (not of earlier sittings):
+# results/study_v2/timings.json.
 #
 # A sitting on a machine without the earlier sittings' workdir:
 #   STUDY_SOURCES=$(python benchmarks/study_sitting.py --minutes=110 | tail -1) \
@@ -114,6 +115,7 @@ cat > "$OUT/timings.json" <<JSON
 {"build_library_s": ${SECONDS_OF[build_library]:-null}, "transfer_s": ${SECONDS_OF[transfer]},
  "logme_s": ${SECONDS_OF[logme]},
  "evaluate_s": ${SECONDS_OF[evaluate]}, "report_s": ${SECONDS_OF[report]},
- "cpus": $(nproc), "date": "$(date -u +%FT%TZ)"}
+ "cpus": $(nproc), "date": "$(date -u +%FT%TZ)",
+ "note": "wall time of this run of study.sh only; what earlier sittings finished was restored, not timed"}
 JSON
 cat "$OUT/timings.json"
