@@ -329,19 +329,22 @@ def markdown(evaluations: Sequence[Mapping[str, Any]],
       lines += ["", f"Left out ({e['regime']}, {scopes}): {tgt}, whose "
                 "sources all measured the same (every ranking would be "
                 "perfect)."]
-  lines += ["", "| method | regime | scope | Regret@1 | Regret@3 | Regret@5 | "
-            "Spearman |", "|---|---|---|---|---|---|---|"]
+  lines += ["", "| method | regime | scope | Regret@1 ↓ | Regret@3 ↓ | "
+            "Regret@5 ↓ | Spearman ↑ |", "|---|---|---|---|---|---|---|"]
   for m in methods:
     for e in evaluations:
       for scope in ("in-class", "all"):
         r = e["mean"].get(scope, {}).get(m)
+        sd = e["restart_std"].get(scope, {}).get(m, {})
         if r is None:
           continue
-        lines.append(
-            f"| {m} | {e['regime']} | {scope} | " + " | ".join(
-                f"{100 * r[k]:.1f}%" if k in r else "" for k in
-                ("regret@1", "regret@3", "regret@5")) +
-            f" | {r['spearman']:.2f} |")
+        cells = [f"{100 * r[k]:.1f}%" + (f" ± {100 * sd[k]:.1f}" if k in sd
+                                          else "") if k in r else ""
+                 for k in ("regret@1", "regret@3", "regret@5")]
+        cells.append(f"{r['spearman']:.2f}" + (
+            f" ± {sd['spearman']:.2f}" if "spearman" in sd else ""))
+        lines.append(f"| {m} | {e['regime']} | {scope} | " +
+                     " | ".join(cells) + " |")
   for e in evaluations:
     classes = sorted(e.get("by_class", {}))
     if len(classes) < 2:

@@ -116,6 +116,11 @@ def test_evaluate_matrix_by_hand(lib):
   assert res["restart_std"]["in-class"]["textemb"]["rho"] == 0.0
   md = evaluation.markdown([res], ["textemb", "taskemb"])
   assert "| textemb | 3.00 ± 0.00 |" in md
+  # Regret and Spearman carry their spread over restarts too.
+  sd = res["restart_std"]["in-class"]["textemb"]
+  assert (f"| textemb | LIMITED->LIMITED | in-class | "
+          f"{100 * 0.05 / 0.85:.1f}% ± {100 * sd['regret@1']:.1f} | "
+          f"0.0% ± {100 * sd['regret@3']:.1f} |") in md
 
 
 def _cell(x):
