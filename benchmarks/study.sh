@@ -15,7 +15,10 @@
 #    per source in results/study_v2/logme/, fine-tuning the source models no
 #    sitting scored yet), then evaluate (every method) and report.
 # Wall time of every stage of this run (not of earlier sittings):
-# results/study_v2/timings.json.
+# results/study_v2/timings.json; the same line, with the runs finished
+# before and after, is appended to results/study_v2/sittings.jsonl, so the
+# study's cost over all its sittings is the sum of that file's lines (every
+# target run's result.json also records its own `seconds`).
 #
 # A sitting on a machine without the earlier sittings' workdir:
 #   STUDY_SOURCES=$(python benchmarks/study_sitting.py --minutes=110 | tail -1) \
@@ -35,6 +38,9 @@ PY=${PYTHON:-.venv/bin/python}
 # library, copied to library/minilm-l6 once complete).
 LIB=${LIBRARY:-$W/library}
 mkdir -p "$W/runs" "$OUT/runs"
+count_runs() { find "$OUT/runs" -name result.json | wc -l; }
+RUNS_BEFORE=$(count_runs)
+SITTING_START=$(date +%s)
 
 save_results() {  # WORKDIR/runs/**/result.json -> results/study_v2/runs/
   (cd "$W/runs" && find . -name result.json) | while read -r f; do
@@ -51,6 +57,28 @@ done
 
 $PY -m taskemb_jax.bank fetch --quiet
 declare -A SECONDS_OF
+record_sitting() {  # -> timings.json (this run), appended to sittings.jsonl
+  local stage args=()
+  for stage in build_library transfer logme evaluate report; do
+    args+=("${stage}_s=${SECONDS_OF[$stage]:-}")
+  done
+  $PY - "$OUT" "${args[@]}" "total_s=$(( $(date +%s) - SITTING_START ))" \
+    "runs_before=$RUNS_BEFORE" "runs_after=$(count_runs)" \
+    "cpus=$(nproc)" <<'PY'
+import datetime, json, os, sys
+out, fields = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:])
+line = {k: int(v) if v else None for k, v in fields.items()}
+line["sources"] = os.environ.get("STUDY_SOURCES") or "all"
+line["date"] = datetime.datetime.now(datetime.timezone.utc).strftime(
+    "%Y-%m-%dT%H:%M:%SZ")
+text = json.dumps(line)
+with open(os.path.join(out, "timings.json"), "w") as f:
+  f.write(text + "\n")
+with open(os.path.join(out, "sittings.jsonl"), "a") as f:
+  f.write(text + "\n")
+print(text)
+PY
+}
 run_stage() {  # run_stage STAGE CONFIG [flags...]
   local stage=$1 config=$2; shift 2
   local start; start=$(date +%s)
@@ -100,6 +128,8 @@ echo "== logme"
 start=$(date +%s)
 if [[ -n "${STUDY_SOURCES:-}" ]]; then
   logme_workers --sources="$STUDY_SOURCES"
+  SECONDS_OF[logme]=$(( $(date +%s) - start ))
+  record_sitting
   exit 0
 fi
 logme_workers --finetune
@@ -111,11 +141,4 @@ run_stage report configs/study.py --workdir="$OUT" \
   --config.report.matrix="$W" --config.report.evaluation_md="$W/evaluation.md"
 cp "$W"/transfer_matrix.json "$W"/transfer_matrix.csv "$W"/evaluation.json \
   "$W"/evaluation.md "$W"/logme_scores.json "$OUT"/
-cat > "$OUT/timings.json" <<JSON
-{"build_library_s": ${SECONDS_OF[build_library]:-null}, "transfer_s": ${SECONDS_OF[transfer]},
- "logme_s": ${SECONDS_OF[logme]},
- "evaluate_s": ${SECONDS_OF[evaluate]}, "report_s": ${SECONDS_OF[report]},
- "cpus": $(nproc), "date": "$(date -u +%FT%TZ)",
- "note": "wall time of this run of study.sh only; what earlier sittings finished was restored, not timed"}
-JSON
-cat "$OUT/timings.json"
+record_sitting

@@ -10,7 +10,8 @@ needs plus its target runs, so a sitting should finish every remaining run
 (the baselines belong to no source and always run), estimates each source's
 cost in worker-seconds (its library build time from
 results/library_minilm_l6.json, plus its unfinished target runs at the
-per-class times the pinned sweep measured, plus its LogME pairs still
+per-class times the pinned sweep measured, or the median `seconds` that
+finished runs recorded when a class has at least 3 of them, plus its LogME pairs still
 without a score), and picks the sources with the most runs per second
 until the estimate fills --minutes of --workers workers. The last line it
 prints is the pick, comma-separated, for `STUDY_SOURCES=...
@@ -29,6 +30,7 @@ import argparse
 import collections
 import json
 import os
+import statistics
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,6 +66,21 @@ def unfinished(config, runs: str) -> list[tuple[str, str, int]]:
         runs, target, source, r), settings, overwrite=False) is None:
       out.append((target, source, r))
   return out
+
+
+def measured_run_s(runs: str, at_least: int = 3) -> dict[str, float]:
+  """Median `seconds` of the finished target runs under `runs` that record
+  it (result.json), per target class with at least `at_least` of them."""
+  seen = collections.defaultdict(list)
+  for folder, _, names in os.walk(runs):
+    if transfer.RESULT not in names:
+      continue
+    with open(os.path.join(folder, transfer.RESULT)) as f:
+      res = json.load(f)
+    if "seconds" in res:
+      seen[tasks.get_task(res["task"]).family].append(float(res["seconds"]))
+  return {c: statistics.median(s) for c, s in seen.items()
+          if len(s) >= at_least}
 
 
 def pick(runs: dict[str, int], cost: dict[str, float],
@@ -120,7 +137,8 @@ def main():
   by_source = collections.defaultdict(list)
   for target, source, _ in todo:
     by_source[source].append(target)
-  run_s = lambda t: TARGET_RUN_S[tasks.get_task(t).family]
+  per_class = {**TARGET_RUN_S, **measured_run_s(a.runs)}
+  run_s = lambda t: per_class[tasks.get_task(t).family]
   baseline_s = sum(run_s(t) for t in by_source.pop(transfer.BASELINE,
                                                    [])) / a.speed
   # LogME still owed by a source: its pairs without a score.

@@ -4,7 +4,9 @@
 fine-tune on the source (once, reused; `taskemb_jax.recipe`), then fine-tune
 on the target starting from the source's encoder with a fresh head, over R
 random restarts, plus the baseline without an intermediate task. Every
-finished run leaves a small ``result.json`` that records the run's settings;
+finished run leaves a small ``result.json`` that records the run's settings
+and ``seconds``, the wall time of the life that finished it (fine-tuning,
+resumed or not, and scoring; a resumed run's earlier lives are not in it);
 a sweep killed halfway continues where it stopped, and a finished run is
 reused only if its settings are this config's (otherwise an error, or with
 ``config.overwrite`` a rerun).
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from typing import Any
 
 import ml_collections
@@ -123,6 +126,7 @@ def _run(cfg, run_dir: str, settings: dict[str, Any], *,
     if done is not None:  # Done by another worker meanwhile.
       return done
     recipe.claim_run(run_dir, settings, overwrite=cfg.overwrite)
+    start = time.monotonic()
     summary = train_lib.train_and_evaluate(cfg, run_dir)
     result = {"task": cfg.task, "metric": summary["metric"],
               "validation": summary["best"], "seed": cfg.seed,
@@ -136,6 +140,7 @@ def _run(cfg, run_dir: str, settings: dict[str, Any], *,
           max_examples=cfg.transfer.max_eval_examples,
           num_devices=cfg.num_devices, dtype=cfg.dtype)
     result["score"] = result[split][summary["metric"]]
+    result["seconds"] = round(time.monotonic() - start, 1)
 
     def write():
       files.write_json(os.path.join(run_dir, RESULT), result)

@@ -407,7 +407,7 @@ def test_runs_of_similar_names_stay_apart_and_stale_runs_are_refused(
   for target, source, r in transfer.plan(cfg):
     res = json.load(open(os.path.join(
         transfer.target_run_dir(work, target, source, r), "result.json")))
-    assert res["task"] == target
+    assert res["task"] == target and res["seconds"] > 0
     if source == transfer.BASELINE:
       assert res["init_from"] == ""
       assert matrix["baseline"][target]["runs"] == [res["score"]]

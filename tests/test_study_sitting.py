@@ -45,6 +45,26 @@ def test_unfinished_skips_runs_with_a_result_of_these_settings(tmp_path):
       p for i, p in enumerate(plan) if i not in (0, 3)]
 
 
+def test_measured_run_seconds_are_medians_per_class(tmp_path):
+  def result(target, source, seconds=None):
+    run_dir = tmp_path / target / source / "seed0"
+    run_dir.mkdir(parents=True)
+    res = {"task": target, "score": 1.0}
+    if seconds is not None:
+      res["seconds"] = seconds
+    (run_dir / "result.json").write_text(json.dumps(res))
+  for source, seconds in (("a", 30.0), ("b", 50.0), ("c", 41.0),
+                          ("d", None)):
+    result("hedge", source, seconds)  # Classification.
+  result("squad-nyt", "a", 100.0)  # QA: 2 runs, too few to count.
+  result("squad-nyt", "b", 120.0)
+  # An old result without seconds does not count; the median of 3 is 41.
+  assert study_sitting.measured_run_s(str(tmp_path)) == {
+      "classification": 41.0}
+  assert study_sitting.measured_run_s(str(tmp_path), at_least=2) == {
+      "classification": 41.0, "qa": 110.0}
+
+
 spec = importlib.util.spec_from_file_location(
     "study_logme", os.path.join(ROOT, "benchmarks", "study_logme.py"))
 study_logme = importlib.util.module_from_spec(spec)
