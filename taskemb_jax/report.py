@@ -93,6 +93,15 @@ def plot_task_space(loaded, out: str, highlight: str = "") -> str:
   return out
 
 
+def short_label(name: str, width: int = 32) -> str:
+  """`name` as a figure label of at most `width` characters: a long one
+  (a task given as ``format:path``) keeps its start and its end."""
+  if len(name) <= width:
+    return name
+  head = (width - 1) // 2
+  return name[:head] + "\u2026" + name[len(name) - (width - 1 - head):]
+
+
 def plot_gains(matrix: Mapping[str, Any], out: str) -> str:
   targets, sources = matrix["targets"], matrix["sources"]
   grid = np.full((len(targets), len(sources)), np.nan)
@@ -102,11 +111,17 @@ def plot_gains(matrix: Mapping[str, Any], out: str) -> str:
       if cell and "gain" in cell:
         grid[i, j] = 100 * cell["gain"]
   lim = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
-  fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(sources),
-                                  1.0 + 0.6 * len(targets)))
-  im = ax.imshow(grid, cmap="RdBu", vmin=-lim, vmax=lim)
-  ax.set_xticks(range(len(sources)), sources, rotation=45, ha="right")
-  ax.set_yticks(range(len(targets)), targets)
+  xs, ys = [short_label(s) for s in sources], [short_label(t) for t in targets]
+  # Room for the labels: ~0.08 in a character at the ticks' font size, the
+  # source labels turned by 45 degrees; 2.5 in for the colorbar and margins.
+  chars_x, chars_y = max(map(len, xs)), max(map(len, ys))
+  width = 2.5 + 0.8 * len(sources) + 0.08 * chars_y + 0.06 * chars_x
+  fig, ax = plt.subplots(figsize=(
+      width, 1.5 + 0.6 * len(targets) + 0.06 * chars_x))
+  # Cells fill the axes (0.8 x 0.6 in each), the colorbar beside them.
+  im = ax.imshow(grid, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+  ax.set_xticks(range(len(sources)), xs, rotation=45, ha="right")
+  ax.set_yticks(range(len(targets)), ys)
   ax.set_xlabel("source (intermediate task)")
   ax.set_ylabel("target")
   for i in range(len(targets)):
@@ -114,7 +129,8 @@ def plot_gains(matrix: Mapping[str, Any], out: str) -> str:
       if np.isfinite(grid[i, j]):
         ax.text(j, i, f"{grid[i, j]:+.0f}", ha="center", va="center",
                 fontsize=7)
-  fig.colorbar(im, ax=ax, label="relative gain over no transfer (%)")
+  fig.colorbar(im, ax=ax, label="relative gain over no transfer (%)",
+               fraction=0.3 / width, pad=0.2 / width)
   ax.set_title(f"Transfer gains, {matrix['regime']}")
   fig.tight_layout()
   fig.savefig(out, dpi=110)

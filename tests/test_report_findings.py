@@ -1,6 +1,8 @@
 """What transfers between classes, and whether large sources help: hand-worked
 matrices."""
 
+import warnings
+
 import pytest
 
 from taskemb_jax import report
@@ -89,3 +91,19 @@ def test_a_target_whose_sources_all_tie_has_no_best_source():
                  if k[0] != "qa"}
   sizes = {"c1": 100, "c2": 1000, "q1": 10000, "t1": 10}
   assert sorted(report.size_effect(tied, sizes)) == ["c1", "c2"]
+
+
+def test_gain_figure_fits_long_task_names(tmp_path):
+  """Tasks given as format:path have long names; the figure shortens them
+  and makes room, so matplotlib lays it out without a warning."""
+  long = "/tmp/pytest-of-root/pytest-3/test_library_sweep_evaluate_re0/"
+  sources = [f"{k}:{long}{k}" for k in ("classification", "tagging")]
+  matrix = {"targets": sources, "sources": sources, "regime": "LIMITED",
+            "pairs": {t: {s: {"gain": 0.1} for s in sources if s != t}
+                      for t in sources}}
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    report.plot_gains(matrix, str(tmp_path / "gain.png"))
+  label = report.short_label(sources[0])
+  assert label == "classification:…0/classification" and len(label) == 32
+  assert report.short_label("mnli") == "mnli"
