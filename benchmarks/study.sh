@@ -65,15 +65,15 @@ record_sitting() {  # -> timings.json (this run), appended to sittings.jsonl
   $PY - "$OUT" "${args[@]}" "total_s=$(( $(date +%s) - SITTING_START ))" \
     "runs_before=$RUNS_BEFORE" "runs_after=$(count_runs)" \
     "cpus=$(nproc)" <<'PY'
-import datetime, json, os, sys
+import datetime, os, sys
+from taskemb_jax import files
 out, fields = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:])
 line = {k: int(v) if v else None for k, v in fields.items()}
 line["sources"] = os.environ.get("STUDY_SOURCES") or "all"
 line["date"] = datetime.datetime.now(datetime.timezone.utc).strftime(
     "%Y-%m-%dT%H:%M:%SZ")
-text = json.dumps(line)
-with open(os.path.join(out, "timings.json"), "w") as f:
-  f.write(text + "\n")
+files.write_json(os.path.join(out, "timings.json"), line)  # Atomic.
+text = files.to_json(line, indent=None)
 with open(os.path.join(out, "sittings.jsonl"), "a") as f:
   f.write(text + "\n")
 print(text)

@@ -10,9 +10,9 @@ needs plus its target runs, so a sitting should finish every remaining run
 (the baselines belong to no source and always run), estimates each source's
 cost in worker-seconds (its library build time from
 results/library_minilm_l6.json, plus its unfinished target runs at the
-per-class times the pinned sweep measured, or the median `seconds` that
-finished runs recorded when a class has at least 3 of them, plus its LogME pairs still
-without a score), and picks the sources with the most runs per second
+per-class times the pinned sweep measured, or at the median `seconds` that
+finished runs recorded where a class has at least 3 of them, plus its
+LogME pairs still without a score), and picks the sources with the most runs per second
 until the estimate fills --minutes of --workers workers. The last line it
 prints is the pick, comma-separated, for `STUDY_SOURCES=...
 bash benchmarks/study.sh`.
@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import study_logme  # pylint: disable=wrong-import-position
 from configs import study  # pylint: disable=wrong-import-position
+from taskemb_jax import files  # pylint: disable=wrong-import-position
 from taskemb_jax import tasks  # pylint: disable=wrong-import-position
 from taskemb_jax import transfer  # pylint: disable=wrong-import-position
 
@@ -75,8 +76,7 @@ def measured_run_s(runs: str, at_least: int = 3) -> dict[str, float]:
   for folder, _, names in os.walk(runs):
     if transfer.RESULT not in names:
       continue
-    with open(os.path.join(folder, transfer.RESULT)) as f:
-      res = json.load(f)
+    res = files.read_json(os.path.join(folder, transfer.RESULT))
     if "seconds" in res:
       seen[tasks.get_task(res["task"]).family].append(float(res["seconds"]))
   return {c: statistics.median(s) for c, s in seen.items()
